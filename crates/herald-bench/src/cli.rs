@@ -1,0 +1,114 @@
+//! Command line of `herald-bench`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald-bench",
+    version,
+    about = "Load tool for Herald: broadcast fan-out latency (kernel receive timestamps), server CPU and memory per connection, side by side with nats-server."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect N WebSocket clients, send K broadcasts, measure the delay to every client.
+    Fanout(FanoutArgs),
+    /// Only connect and log in N clients: time to log in and server memory per connection.
+    Logins(CommonArgs),
+    /// Internal: a client worker process driven over stdin/stdout by `fanout`/`logins`.
+    #[command(hide = true)]
+    Worker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Herald,
+    Nats,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Herald => "herald",
+            Target::Nats => "nats",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Which server to measure.
+    #[arg(long, value_enum, default_value = "herald")]
+    pub target: Target,
+    /// Number of WebSocket clients.
+    #[arg(long, default_value_t = 1000)]
+    pub conns: usize,
+    /// Print only the one-line JSON result on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Herald binary to start (default: `herald` next to this executable).
+    #[arg(long)]
+    pub herald_bin: Option<PathBuf>,
+    /// nats-server binary (default: /usr/sbin/nats-server, else from PATH, else apt-get installs it).
+    #[arg(long)]
+    pub nats_bin: Option<PathBuf>,
+    /// Use an already running Herald at HOST:PORT instead of starting one (needs --app-id/--secret).
+    #[arg(long)]
+    pub attach: Option<SocketAddr>,
+    /// PID of the attached server, to measure its CPU and memory (optional with --attach).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// AppID used for tokens and API calls.
+    #[arg(long, default_value_t = 1_234_567_890)]
+    pub app_id: u32,
+    /// ServerSecret of the app (32 characters).
+    #[arg(long, default_value = "fa94dd0f974cf2e293728a526b028271")]
+    pub secret: String,
+
+    /// Connection attempts (connect + upgrade + login) in flight at once, per worker process.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Attempts per client before it counts as failed.
+    #[arg(long, default_value_t = 4)]
+    pub connect_attempts: u32,
+    /// Clients per source address (127.0.0.2, 127.0.0.3, ...).
+    #[arg(long, default_value_t = 10_000)]
+    pub per_source: usize,
+    /// Clients per worker process (each process may hold at most `ulimit -n` descriptors).
+    #[arg(long, default_value_t = 16_000)]
+    pub per_worker: usize,
+    /// Seconds to wait after the last login before reading the server's memory.
+    #[arg(long, default_value_t = 1.0)]
+    pub settle_s: f64,
+    /// Keep the temporary directory (server config, database, logs).
+    #[arg(long)]
+    pub keep_tmp: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Number of broadcasts.
+    #[arg(long, default_value_t = 20)]
+    pub broadcasts: usize,
+    /// Time between two broadcasts.
+    #[arg(long, default_value_t = 200)]
+    pub interval_ms: u64,
+    /// Size of each broadcast's message text in bytes (at least 40).
+    #[arg(long, default_value_t = 64)]
+    pub payload: usize,
+    /// Seconds to wait for stragglers after the last broadcast.
+    #[arg(long, default_value_t = 30)]
+    pub grace_s: u64,
+}

@@ -1,0 +1,228 @@
+//! The parent's side of the worker processes: split the clients, spawn `herald-bench worker`
+//! processes, and drive them through the line protocol of [`crate::worker`].
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+use crate::collect::WorkerResult;
+use crate::procfs;
+use crate::worker::{self, Cmd, Event, Spec};
+
+struct Proc {
+    child: Child,
+    stdin: ChildStdin,
+}
+
+#[derive(Default)]
+struct State {
+    progress: Vec<(usize, usize)>,
+    ready: Vec<Option<(usize, usize, Option<String>)>>,
+    done: Vec<Option<(u64, u64)>>,
+    results: Vec<Option<WorkerResult>>,
+}
+
+pub struct Fleet {
+    procs: Vec<Proc>,
+    events: mpsc::UnboundedReceiver<(usize, Option<Event>)>,
+    state: State,
+    conns: usize,
+}
+
+/// Totals once every worker has tried all its clients.
+pub struct Ready {
+    pub ok: usize,
+    pub failed: usize,
+    pub first_error: Option<String>,
+}
+
+impl Fleet {
+    /// Spawn enough workers for `template.count` clients, at most `per_worker` each.
+    pub async fn spawn(template: &Spec, per_worker: usize) -> Result<Fleet> {
+        let conns = template.count;
+        let n = conns.div_ceil(per_worker.max(1)).max(1);
+        let exe = std::env::current_exe().context("locating this executable")?;
+        let (tx, events) = mpsc::unbounded_channel();
+        let mut procs = Vec::with_capacity(n);
+        let mut first = template.first;
+        for w in 0..n {
+            let count = conns / n + usize::from(w < conns % n);
+            let spec = Spec {
+                worker: w,
+                first,
+                count,
+                ..template.clone()
+            };
+            worker::validate(&spec)?;
+            first += count;
+            let mut cmd = Command::new(&exe);
+            cmd.arg("worker")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            procfs::die_with_parent(&mut cmd);
+            let mut child = cmd
+                .spawn()
+                .with_context(|| format!("spawning worker {}", exe.display()))?;
+            let mut stdin = child.stdin.take().context("worker stdin")?;
+            let stdout = child.stdout.take().context("worker stdout")?;
+            let mut line = serde_json::to_vec(&spec)?;
+            line.push(b'\n');
+            stdin.write_all(&line).await?;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    match serde_json::from_str::<Event>(&line) {
+                        Ok(ev) => {
+                            let _ = tx.send((w, Some(ev)));
+                        }
+                        Err(e) => eprintln!("worker {w}: bad event ({e}): {:.200}", line),
+                    }
+                }
+                let _ = tx.send((w, None));
+            });
+            procs.push(Proc { child, stdin });
+        }
+        let state = State {
+            progress: vec![(0, 0); n],
+            ready: (0..n).map(|_| None).collect(),
+            done: vec![None; n],
+            results: (0..n).map(|_| None).collect(),
+        };
+        Ok(Fleet {
+            procs,
+            events,
+            state,
+            conns,
+        })
+    }
+
+    pub fn workers(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Handle worker events until `until` holds, failing at `deadline` or if a worker exits.
+    async fn pump(
+        &mut self,
+        what: &str,
+        deadline: Instant,
+        show: bool,
+        until: impl Fn(&State) -> bool,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let mut ticker = tokio::time::interval(Duration::from_secs(3));
+        ticker.tick().await;
+        while !until(&self.state) {
+            tokio::select! {
+                ev = self.events.recv() => {
+                    let (w, ev) = ev.ok_or_else(|| anyhow!("all workers gone"))?;
+                    let s = &mut self.state;
+                    match ev {
+                        None => bail!("worker {w} exited while {what}"),
+                        Some(Event::Progress { ok, failed }) => s.progress[w] = (ok, failed),
+                        Some(Event::Ready { ok, failed, first_error }) => {
+                            s.progress[w] = (ok, failed);
+                            s.ready[w] = Some((ok, failed, first_error));
+                        }
+                        Some(Event::Done { received, expected }) => s.done[w] = Some((received, expected)),
+                        Some(Event::Result(r)) => s.results[w] = Some(r),
+                    }
+                }
+                _ = ticker.tick() => if show {
+                    let (ok, failed) = self.state.progress.iter().fold((0, 0), |a, p| (a.0 + p.0, a.1 + p.1));
+                    eprintln!("  {what}: {ok}/{} logged in, {failed} failed, {:.0} s", self.conns, started.elapsed().as_secs_f64());
+                },
+                _ = sleep_until(deadline) => bail!("timed out while {what}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until every client has logged in or given up.
+    pub async fn wait_ready(&mut self, within: Duration) -> Result<Ready> {
+        self.pump("connecting", Instant::now() + within, true, |s| {
+            s.ready.iter().all(Option::is_some)
+        })
+        .await?;
+        let mut ready = Ready {
+            ok: 0,
+            failed: 0,
+            first_error: None,
+        };
+        for (ok, failed, err) in self.state.ready.iter().flatten() {
+            ready.ok += ok;
+            ready.failed += failed;
+            if ready.first_error.is_none() {
+                ready.first_error.clone_from(err);
+            }
+        }
+        Ok(ready)
+    }
+
+    async fn send_all(&mut self, cmd: &Cmd) -> Result<()> {
+        let mut line = serde_json::to_vec(cmd)?;
+        line.push(b'\n');
+        for p in &mut self.procs {
+            p.stdin.write_all(&line).await?;
+            p.stdin.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Tell the workers to report once they have `broadcasts` per client or at the deadline.
+    pub async fn collect(&mut self, broadcasts: usize, deadline: Duration) -> Result<()> {
+        let deadline_unix_ms = worker::deadline_unix_ms(deadline);
+        self.send_all(&Cmd::Collect {
+            broadcasts,
+            deadline_unix_ms,
+        })
+        .await
+    }
+
+    /// Wait for every worker's `done`: all receipts are in (or its deadline passed).
+    pub async fn wait_done(&mut self, within: Duration) -> Result<(u64, u64)> {
+        self.pump("collecting", Instant::now() + within, false, |s| {
+            s.done.iter().all(Option::is_some)
+        })
+        .await?;
+        Ok(self
+            .state
+            .done
+            .iter()
+            .flatten()
+            .fold((0, 0), |a, d| (a.0 + d.0, a.1 + d.1)))
+    }
+
+    /// The receipts of every worker (after [`Fleet::wait_done`]).
+    pub async fn results(&mut self, within: Duration) -> Result<Vec<WorkerResult>> {
+        self.pump("reading results", Instant::now() + within, false, |s| {
+            s.results.iter().all(Option::is_some)
+        })
+        .await?;
+        Ok(self
+            .state
+            .results
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect())
+    }
+
+    /// Ask the workers to exit (closing their connections); kill those that do not.
+    pub async fn quit(mut self) {
+        let _ = self.send_all(&Cmd::Quit).await;
+        for p in &mut self.procs {
+            if tokio::time::timeout(Duration::from_secs(10), p.child.wait())
+                .await
+                .is_err()
+            {
+                let _ = p.child.kill().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! The server's configuration: one TOML file, typed, validated once at start.
+//!
+//! Unknown keys are refused (a typo must not silently fall back to a default), every limit has
+//! a named default, and secrets print masked. A few environment variables override the file;
+//! they are listed in [`ENV_OVERRIDES`] and in the README.
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A server secret: 32 characters, used as the AES-256 key of Token04 and the md5 salt of API
+/// signatures. Its `Debug` and `Display` never show it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the server API (`/`) and the WebSocket gateway (`/ws`).
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// Where the embedded store and the development app live.
+    #[serde(default = "defaults::data_dir")]
+    pub data_dir: PathBuf,
+    /// `tracing` filter, e.g. `info` or `herald_server=debug`.
+    #[serde(default = "defaults::log")]
+    pub log: String,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `sqlite::memory:`; empty means `sqlite://{data_dir}/herald.db`.
+    #[serde(default)]
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest request body read, in bytes; larger bodies answer 100000012.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Allowed clock skew of `Timestamp`, in seconds, and how long a used `SignatureNonce` is
+    /// remembered (ZIM documents ±10 min).
+    #[serde(default = "defaults::signature_window_s")]
+    pub signature_window_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Interval the server asks clients to ping at, advertised at login.
+    #[serde(default = "defaults::heartbeat_interval_ms")]
+    pub heartbeat_interval_ms: u64,
+    /// Silence after which a session is closed (4001) and its user may go offline.
+    #[serde(default = "defaults::heartbeat_timeout_ms")]
+    pub heartbeat_timeout_ms: u64,
+    /// Time a new socket has to send `login` (4004 after it).
+    #[serde(default = "defaults::login_timeout_ms")]
+    pub login_timeout_ms: u64,
+    /// Sessions (devices) one user may hold at once; a login past it is refused (4504).
+    #[serde(default = "defaults::max_sessions_per_user")]
+    pub max_sessions_per_user: usize,
+    /// Largest client message accepted, in bytes (4505 above it).
+    #[serde(default = "defaults::max_client_frame_bytes")]
+    pub max_client_frame_bytes: usize,
+    /// Frames a session may have queued but unwritten before it is closed as a slow
+    /// consumer (4002).
+    #[serde(default = "defaults::outbox_frames")]
+    pub outbox_frames: usize,
+    /// Bytes a session may have queued but unwritten before it is closed as a slow consumer.
+    #[serde(default = "defaults::outbox_bytes")]
+    pub outbox_bytes: usize,
+    /// How long a socket may refuse to drain a non-empty outbox before it is closed (4002).
+    #[serde(default = "defaults::write_stall_timeout_ms")]
+    pub write_stall_timeout_ms: u64,
+    /// Client frames per second a session may send (burst: twice that) before 4005.
+    #[serde(default = "defaults::client_frames_per_second")]
+    pub client_frames_per_second: u32,
+    /// Connections the server holds at once; past it new sockets are closed at accept.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub app_id: u32,
+    pub server_secret: Secret,
+    /// Whether `SendMessageToAllUsers` is allowed for this app (660000028 when not).
+    #[serde(default = "defaults::yes")]
+    pub broadcast_enabled: bool,
+    #[serde(default)]
+    pub limits: AppLimits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppLimits {
+    /// Broadcasts per rolling second.
+    #[serde(default = "defaults::broadcast_per_second")]
+    pub broadcast_per_second: u32,
+    /// Broadcasts per rolling 24 h.
+    #[serde(default = "defaults::broadcast_per_day")]
+    pub broadcast_per_day: u32,
+    /// `MessageBody.Message` cap in bytes (ZIM: 2 KB default, at most 32 KB).
+    #[serde(default = "defaults::message_max_bytes")]
+    pub message_max_bytes: usize,
+    /// `MessageBody.ExtendedData` cap in bytes.
+    #[serde(default = "defaults::extended_data_max_bytes")]
+    pub extended_data_max_bytes: usize,
+    /// `MessageType`s a broadcast may carry.
+    #[serde(default = "defaults::broadcast_types")]
+    pub broadcast_message_types: Vec<u32>,
+    /// Users per `UserRegister`/`QueryUserInfos`/`ModifyUserInfo`/`QueryUserOnlineState` call.
+    #[serde(default = "defaults::users_per_call")]
+    pub users_per_call: usize,
+    #[serde(default = "defaults::user_name_max_bytes")]
+    pub user_name_max_bytes: usize,
+    #[serde(default = "defaults::user_avatar_max_bytes")]
+    pub user_avatar_max_bytes: usize,
+    #[serde(default = "defaults::user_extra_max_bytes")]
+    pub user_extra_max_bytes: usize,
+}
+
+/// The hard ceiling ZIM documents for a message body.
+pub const MESSAGE_MAX_BYTES_CEILING: usize = 32 * 1024;
+
+mod defaults {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn data_dir() -> PathBuf {
+        PathBuf::from("herald-data")
+    }
+    pub fn log() -> String {
+        "info".into()
+    }
+    pub fn max_body_bytes() -> usize {
+        256 * 1024
+    }
+    pub fn signature_window_s() -> u64 {
+        600
+    }
+    pub fn heartbeat_interval_ms() -> u64 {
+        30_000
+    }
+    pub fn heartbeat_timeout_ms() -> u64 {
+        90_000
+    }
+    pub fn login_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn max_sessions_per_user() -> usize {
+        10
+    }
+    pub fn max_client_frame_bytes() -> usize {
+        64 * 1024
+    }
+    pub fn outbox_frames() -> usize {
+        256
+    }
+    pub fn outbox_bytes() -> usize {
+        1024 * 1024
+    }
+    pub fn write_stall_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn client_frames_per_second() -> u32 {
+        20
+    }
+    pub fn max_connections() -> usize {
+        100_000
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn broadcast_per_second() -> u32 {
+        1
+    }
+    pub fn broadcast_per_day() -> u32 {
+        100
+    }
+    pub fn message_max_bytes() -> usize {
+        2048
+    }
+    pub fn extended_data_max_bytes() -> usize {
+        1024
+    }
+    pub fn broadcast_types() -> Vec<u32> {
+        vec![1, 11, 12, 13, 14, 200]
+    }
+    pub fn users_per_call() -> usize {
+        100
+    }
+    pub fn user_name_max_bytes() -> usize {
+        256
+    }
+    pub fn user_avatar_max_bytes() -> usize {
+        500
+    }
+    pub fn user_extra_max_bytes() -> usize {
+        2048
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+impl Default for AppLimits {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// Why a configuration was refused; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config: {0}")]
+    Parse(String),
+    #[error("invalid config: {key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), problem: problem.into() }
+}
+
+/// Environment variables that override the file, and the key each one sets.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("HERALD_LISTEN", "listen"),
+    ("HERALD_DATA_DIR", "data_dir"),
+    ("HERALD_LOG", "log"),
+    ("HERALD_STORE_URL", "store.url"),
+    ("HERALD_TLS_CERT", "tls.cert"),
+    ("HERALD_TLS_KEY", "tls.key"),
+];
+
+impl Config {
+    /// Parses TOML text, applies `env` overrides, and validates.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads `path` (or starts from defaults when `None`) with the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?,
+            None => String::new(),
+        };
+        Config::parse(&text, &|k| std::env::var(k).ok())
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for (var, key) in ENV_OVERRIDES {
+            let Some(value) = env(var) else { continue };
+            match *key {
+                "listen" => {
+                    self.listen = value.parse().map_err(|e| invalid(format!("{var} (listen)"), format!("{value:?}: {e}")))?
+                }
+                "data_dir" => self.data_dir = PathBuf::from(value),
+                "log" => self.log = value,
+                "store.url" => self.store.url = value,
+                "tls.cert" | "tls.key" => {
+                    let tls = self.tls.get_or_insert_with(|| TlsConfig { cert: PathBuf::new(), key: PathBuf::new() });
+                    if *key == "tls.cert" {
+                        tls.cert = PathBuf::from(value);
+                    } else {
+                        tls.key = PathBuf::from(value);
+                    }
+                }
+                _ => unreachable!("every override names a handled key"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every value a type cannot express; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(tls) = &self.tls {
+            if tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty() {
+                return Err(invalid("tls", "both tls.cert and tls.key must be set"));
+            }
+        }
+        let g = &self.gateway;
+        if g.heartbeat_interval_ms == 0 {
+            return Err(invalid("gateway.heartbeat_interval_ms", "must be > 0"));
+        }
+        if g.heartbeat_timeout_ms <= g.heartbeat_interval_ms {
+            return Err(invalid("gateway.heartbeat_timeout_ms", "must be greater than gateway.heartbeat_interval_ms"));
+        }
+        for (key, v) in [
+            ("gateway.login_timeout_ms", g.login_timeout_ms as usize),
+            ("gateway.max_sessions_per_user", g.max_sessions_per_user),
+            ("gateway.max_client_frame_bytes", g.max_client_frame_bytes),
+            ("gateway.outbox_frames", g.outbox_frames),
+            ("gateway.outbox_bytes", g.outbox_bytes),
+            ("gateway.write_stall_timeout_ms", g.write_stall_timeout_ms as usize),
+            ("gateway.client_frames_per_second", g.client_frames_per_second as usize),
+            ("gateway.max_connections", g.max_connections),
+            ("api.max_body_bytes", self.api.max_body_bytes),
+            ("api.signature_window_s", self.api.signature_window_s as usize),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be > 0"));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            let key = |k: &str| format!("apps[{i}].{k}");
+            if app.app_id == 0 {
+                return Err(invalid(key("app_id"), "must be a non-zero 32-bit number"));
+            }
+            if !seen.insert(app.app_id) {
+                return Err(invalid(key("app_id"), format!("{} appears twice", app.app_id)));
+            }
+            let secret = app.server_secret.expose();
+            if secret.len() != 32 || !secret.is_ascii() {
+                return Err(invalid(key("server_secret"), format!("must be 32 ASCII characters, got {}", secret.chars().count())));
+            }
+            let l = &app.limits;
+            if l.broadcast_per_second == 0 {
+                return Err(invalid(key("limits.broadcast_per_second"), "must be > 0"));
+            }
+            if l.broadcast_per_day == 0 {
+                return Err(invalid(key("limits.broadcast_per_day"), "must be > 0"));
+            }
+            if l.message_max_bytes == 0 || l.message_max_bytes > MESSAGE_MAX_BYTES_CEILING {
+                return Err(invalid(key("limits.message_max_bytes"), format!("must be 1..={MESSAGE_MAX_BYTES_CEILING}")));
+            }
+            if l.extended_data_max_bytes == 0 || l.extended_data_max_bytes > MESSAGE_MAX_BYTES_CEILING {
+                return Err(invalid(key("limits.extended_data_max_bytes"), format!("must be 1..={MESSAGE_MAX_BYTES_CEILING}")));
+            }
+            for t in &l.broadcast_message_types {
+                if ![1, 11, 12, 13, 14, 200].contains(t) {
+                    return Err(invalid(
+                        key("limits.broadcast_message_types"),
+                        format!("{t} cannot be broadcast; allowed: 1, 11, 12, 13, 14, 200"),
+                    ));
+                }
+            }
+            for (k, v) in [
+                ("limits.users_per_call", l.users_per_call),
+                ("limits.user_name_max_bytes", l.user_name_max_bytes),
+                ("limits.user_avatar_max_bytes", l.user_avatar_max_bytes),
+                ("limits.user_extra_max_bytes", l.user_extra_max_bytes),
+            ] {
+                if v == 0 {
+                    return Err(invalid(key(k), "must be > 0"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn store_url(&self) -> String {
+        if self.store.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("herald.db").display())
+        } else {
+            self.store.url.clone()
+        }
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.gateway.heartbeat_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, &|_| None)
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../../herald.example.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(c.apps.len(), 1);
+        assert_eq!(c.apps[0].app_id, 1234567890);
+        assert_eq!(c.apps[0].limits.broadcast_per_day, 100);
+        assert_eq!(c.listen.port(), 8080);
+    }
+
+    #[test]
+    fn empty_config_has_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.gateway.heartbeat_interval_ms, 30_000);
+        assert_eq!(c.gateway.heartbeat_timeout_ms, 90_000);
+        assert_eq!(c.api.signature_window_s, 600);
+        assert!(c.store_url().ends_with("herald-data/herald.db"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = parse("listn = \"127.0.0.1:1\"").unwrap_err().to_string();
+        assert!(err.contains("listn"), "{err}");
+        let err = parse("[[apps]]\napp_id = 1\nserver_secret = \"fa94dd0f974cf2e293728a526b028271\"\n[apps.limits]\nbroadcast_per_hour = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("broadcast_per_hour"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let app = |extra: &str| {
+            format!("[[apps]]\napp_id = 7\nserver_secret = \"fa94dd0f974cf2e293728a526b028271\"\n[apps.limits]\n{extra}\n")
+        };
+        for (text, key) in [
+            (app("message_max_bytes = 40000"), "apps[0].limits.message_max_bytes"),
+            (app("broadcast_per_second = 0"), "apps[0].limits.broadcast_per_second"),
+            (app("broadcast_message_types = [2]"), "apps[0].limits.broadcast_message_types"),
+            ("[[apps]]\napp_id = 7\nserver_secret = \"short\"\n".to_string(), "apps[0].server_secret"),
+            ("[[apps]]\napp_id = 0\nserver_secret = \"fa94dd0f974cf2e293728a526b028271\"\n".to_string(), "apps[0].app_id"),
+            ("[gateway]\nheartbeat_timeout_ms = 1000\n".to_string(), "gateway.heartbeat_timeout_ms"),
+            ("listen = \"nowhere\"".to_string(), "listen"),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let env = |k: &str| match k {
+            "HERALD_LISTEN" => Some("127.0.0.1:9999".to_string()),
+            "HERALD_STORE_URL" => Some("sqlite::memory:".to_string()),
+            _ => None,
+        };
+        let c = Config::parse("listen = \"127.0.0.1:1\"", &env).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.store_url(), "sqlite::memory:");
+        let bad = |k: &str| (k == "HERALD_LISTEN").then(|| "x".to_string());
+        assert!(Config::parse("", &bad).unwrap_err().to_string().contains("HERALD_LISTEN"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = parse("[[apps]]\napp_id = 7\nserver_secret = \"fa94dd0f974cf2e293728a526b028271\"\n").unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("fa94dd0f"), "{shown}");
+        assert!(shown.contains("Secret(****)"));
+    }
+}

@@ -1,0 +1,158 @@
+//! The shared half of one client connection: its bounded outbox and, for plain TCP, the socket's
+//! write side, so the fan-out can write a frame straight into the kernel without waking the
+//! session task.
+//!
+//! Overload policy: a frame is written at once when the outbox is empty and the socket takes it;
+//! otherwise it is queued. A queue that would pass `outbox_frames` or `outbox_bytes` marks the
+//! connection closed as a slow consumer (4002) and the frame is dropped for that session only:
+//! one stalled reader never delays the others or grows memory without bound.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Mutex;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
+
+/// What happened to one frame handed to [`Conn::send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// In the kernel's socket buffer already.
+    Written,
+    /// Queued for the session task to write.
+    Queued,
+    /// Not sent: the connection is closing (possibly because of this frame).
+    Dropped,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    pub frames: usize,
+    pub bytes: usize,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Bytes>,
+    queued_bytes: usize,
+    /// Bytes of the queue's head already written.
+    head_written: usize,
+    /// Set once: the close code the session task must close with.
+    close: Option<(u16, &'static str)>,
+}
+
+pub struct Conn {
+    direct: Option<OwnedWriteHalf>,
+    limits: OutboxLimits,
+    state: Mutex<State>,
+    /// Wakes the session task: frames to flush or a close to perform.
+    wake: Notify,
+}
+
+impl Conn {
+    /// `direct` is the socket's write half for plain TCP; `None` for transports (TLS) that only
+    /// the session task may write to.
+    pub fn new(direct: Option<OwnedWriteHalf>, limits: OutboxLimits) -> Conn {
+        Conn { direct, limits, state: Mutex::new(State::default()), wake: Notify::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends one pre-encoded WebSocket frame. Never blocks and never waits.
+    pub fn send(&self, frame: &Bytes) -> Sent {
+        let mut st = self.lock();
+        if st.close.is_some() {
+            return Sent::Dropped;
+        }
+        let mut written = 0;
+        if st.queue.is_empty() {
+            if let Some(socket) = &self.direct {
+                match socket.try_write(frame) {
+                    Ok(n) if n == frame.len() => return Sent::Written,
+                    Ok(n) => written = n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        st.close = Some((herald_proto::close::INTERNAL, "write failed"));
+                        drop(st);
+                        self.wake.notify_one();
+                        return Sent::Dropped;
+                    }
+                }
+            }
+        }
+        if st.queue.len() >= self.limits.frames || st.queued_bytes + frame.len() > self.limits.bytes {
+            st.close = Some((herald_proto::close::SLOW_CONSUMER, "slow consumer: outbox full"));
+            drop(st);
+            self.wake.notify_one();
+            return Sent::Dropped;
+        }
+        if st.queue.is_empty() {
+            st.head_written = written;
+        }
+        st.queued_bytes += frame.len();
+        st.queue.push_back(frame.clone());
+        drop(st);
+        self.wake.notify_one();
+        Sent::Queued
+    }
+
+    /// Asks the session task to close with `code` (first caller wins).
+    pub fn close(&self, code: u16, reason: &'static str) {
+        let mut st = self.lock();
+        if st.close.is_none() {
+            st.close = Some((code, reason));
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    pub fn close_requested(&self) -> Option<(u16, &'static str)> {
+        self.lock().close
+    }
+
+    pub async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    pub fn has_backlog(&self) -> bool {
+        !self.lock().queue.is_empty()
+    }
+
+    pub fn direct(&self) -> Option<&OwnedWriteHalf> {
+        self.direct.as_ref()
+    }
+
+    /// Direct transport: writes as much of the backlog as the socket takes now. Returns true
+    /// when the backlog is empty.
+    pub fn flush_direct(&self) -> io::Result<bool> {
+        let Some(socket) = &self.direct else { return Ok(true) };
+        let mut st = self.lock();
+        while let Some(head) = st.queue.front() {
+            let head = head.clone();
+            match socket.try_write(&head[st.head_written..]) {
+                Ok(n) => {
+                    st.head_written += n;
+                    if st.head_written == head.len() {
+                        st.queue.pop_front();
+                        st.queued_bytes -= head.len();
+                        st.head_written = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Queued transport: takes the next frame to write (already-written prefix removed).
+    pub fn pop_queued(&self) -> Option<Bytes> {
+        let mut st = self.lock();
+        let head = st.queue.pop_front()?;
+        st.queued_bytes -= head.len();
+        let skip = std::mem::take(&mut st.head_written);
+        Some(head.slice(skip..))
+    }
+}

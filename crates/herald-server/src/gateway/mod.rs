@@ -1,0 +1,153 @@
+//! The client WebSocket gateway at `/ws`: the upgrade, and one task per connection.
+//!
+//! `conn.rs` is the connection's shared half (the outbox the fan-out writes to); `session.rs`
+//! is the task that owns the socket: login, heartbeat, push-ID binding, token renewal, logout.
+//! The protocol is docs/protocol.md; its types are `herald_proto::frame`.
+
+pub mod conn;
+mod session;
+
+use crate::clock::Clock;
+use crate::config::{AppConfig, GatewayConfig};
+use crate::hub::Hub;
+use crate::ids::IdGenerator;
+use bytes::Bytes;
+use herald_store::Store;
+use http::{header, HeaderMap, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The subprotocol name clients may ask for.
+pub const SUBPROTOCOL: &str = "herald.v1";
+
+pub struct Gateway {
+    cfg: GatewayConfig,
+    apps: HashMap<u32, Arc<AppConfig>>,
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    ids: Arc<IdGenerator>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    /// Open WebSocket sessions, logged in or not.
+    connections: AtomicUsize,
+}
+
+impl Gateway {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: GatewayConfig,
+        apps: &[AppConfig],
+        store: Arc<dyn Store>,
+        hub: Arc<Hub>,
+        ids: Arc<IdGenerator>,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Arc<Gateway> {
+        let apps = apps.iter().map(|a| (a.app_id, Arc::new(a.clone()))).collect();
+        Arc::new(Gateway { cfg, apps, store, hub, ids, clock, shutdown, tracker, connections: AtomicUsize::new(0) })
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Answers the HTTP upgrade and starts the session task once hyper hands over the socket.
+    pub fn upgrade<B: Send + 'static>(self: &Arc<Self>, mut req: Request<B>) -> Response<Full<Bytes>> {
+        let key = match check_upgrade(req.headers()) {
+            Ok(key) => key,
+            Err(why) => return plain(StatusCode::BAD_REQUEST, why),
+        };
+        let protocol = match negotiate(req.headers()) {
+            Ok(p) => p,
+            Err(why) => return plain(StatusCode::BAD_REQUEST, why),
+        };
+        if self.connections() >= self.cfg.max_connections {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "connection limit reached (gateway.max_connections)");
+        }
+        let accept = herald_proto::ws::accept_key(&key);
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let gw = self.clone();
+        self.tracker.spawn(async move {
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+            };
+            gw.connections.fetch_add(1, Ordering::Relaxed);
+            match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    let (reader, writer) = parts.io.into_inner().into_split();
+                    session::run(gw.clone(), reader, session::Writer::Direct(writer), parts.read_buf).await
+                }
+                Err(upgraded) => {
+                    let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
+                    session::run(gw.clone(), reader, session::Writer::Queued(Box::new(writer)), Bytes::new()).await
+                }
+            }
+            gw.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+        let mut res = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::UPGRADE, "websocket")
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::SEC_WEBSOCKET_ACCEPT, accept);
+        if let Some(p) = protocol {
+            res = res.header(header::SEC_WEBSOCKET_PROTOCOL, p);
+        }
+        res.body(Full::new(Bytes::new())).expect("static response parts are valid")
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(format!("{text}\n"))))
+        .expect("static response parts are valid")
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Checks an RFC 6455 opening handshake; returns the client's key.
+fn check_upgrade(h: &HeaderMap) -> Result<String, &'static str> {
+    if !header_has_token(h, header::UPGRADE, "websocket") {
+        return Err("expected a WebSocket upgrade (Upgrade: websocket)");
+    }
+    if !header_has_token(h, header::CONNECTION, "upgrade") {
+        return Err("expected Connection: Upgrade");
+    }
+    if h.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
+        return Err("unsupported Sec-WebSocket-Version; use 13");
+    }
+    h.get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .ok_or("missing Sec-WebSocket-Key")
+}
+
+/// A client that names subprotocols must include ours; one that names none gets v1.
+fn negotiate(h: &HeaderMap) -> Result<Option<&'static str>, &'static str> {
+    if h.get(header::SEC_WEBSOCKET_PROTOCOL).is_none() {
+        return Ok(None);
+    }
+    if header_has_token(h, header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL) {
+        Ok(Some(SUBPROTOCOL))
+    } else {
+        Err("unsupported Sec-WebSocket-Protocol; this server speaks herald.v1")
+    }
+}

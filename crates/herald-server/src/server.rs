@@ -1,0 +1,246 @@
+//! The listener: one address for the server API (`/`) and the gateway (`/ws`), plain HTTP or
+//! TLS, HTTP/1.1 and HTTP/2, with graceful shutdown.
+
+use crate::api::{Api, Body};
+use crate::clock::Clock;
+use crate::config::{Config, TlsConfig};
+use crate::devapp;
+use crate::gateway::Gateway;
+use crate::hub::Hub;
+use crate::ids::IdGenerator;
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for requests and sessions to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] herald_store::StoreError),
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("development app: {0}")]
+    DevApp(String),
+}
+
+/// A started server. Dropping it does not stop it; cancel the token given to [`start`].
+pub struct Running {
+    pub local_addr: SocketAddr,
+    pub hub: Arc<Hub>,
+    pub gateway: Arc<Gateway>,
+    /// The apps served (configured, or the development app).
+    pub apps: Vec<crate::config::AppConfig>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits until the server has shut down.
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Opens the store, binds the listener and starts serving until `shutdown` is cancelled.
+pub async fn start(mut config: Config, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> Result<Running, StartError> {
+    if config.apps.is_empty() {
+        let app = devapp::load_or_create(&config.data_dir).map_err(StartError::DevApp)?;
+        config.apps.push(app);
+    }
+    let store = herald_store::open(&config.store_url()).await?;
+    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let ids = Arc::new(IdGenerator::new(0));
+    let hub = Hub::new(store.clone());
+    let tracker = TaskTracker::new();
+    let gateway = Gateway::new(
+        config.gateway.clone(),
+        &config.apps,
+        store.clone(),
+        hub.clone(),
+        ids.clone(),
+        clock.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+    );
+    let api = Arc::new(Api::new(
+        &config.apps,
+        config.api.clone(),
+        store,
+        clock,
+        ids,
+        hub.clone(),
+        Arc::new(hub.clone()),
+    ));
+    let max_body = config.api.max_body_bytes;
+    let routes = Routes { api, gateway: gateway.clone(), max_body };
+    let done = tokio::spawn(accept_loop(listener, tls, routes, shutdown, tracker));
+    Ok(Running { local_addr, hub, gateway, apps: config.apps.clone(), done })
+}
+
+#[derive(Clone)]
+struct Routes {
+    api: Arc<Api>,
+    gateway: Arc<Gateway>,
+    max_body: usize,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    routes: Routes,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = Builder::new(TokioExecutor::new());
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors or a reset before accept: keep serving the others.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let routes = routes.clone();
+        let svc = service_fn(move |req| {
+            let routes = routes.clone();
+            async move { Ok::<_, Infallible>(routes.serve(req).await) }
+        });
+        match &tls {
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc).into_owned();
+                let conn = graceful.watch(conn);
+                tracker.spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "http connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let shutdown = shutdown.clone();
+                tracker.spawn(async move {
+                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => s,
+                        _ => return tracing::debug!(%peer, "TLS handshake failed or timed out"),
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = shutdown.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    tracing::info!("shutting down: closing sessions and finishing requests");
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        graceful.shutdown().await;
+        tracker.wait().await;
+    })
+    .await;
+}
+
+impl Routes {
+    async fn serve(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        match req.uri().path() {
+            "/ws" => self.gateway.upgrade(req),
+            "/healthz" => text(StatusCode::OK, "ok"),
+            "/" => self.api(req).await,
+            other => json(
+                StatusCode::NOT_FOUND,
+                self.api.error_answer(
+                    herald_proto::code::INPUT_PARAMS,
+                    &format!("no such path {other:?}: the server API is at / and the client gateway at /ws"),
+                ),
+            ),
+        }
+    }
+
+    async fn api(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::POST {
+            let msg = format!("method {} is not supported; use GET or POST", req.method());
+            return json(StatusCode::OK, self.api.error_answer(herald_proto::code::INPUT_PARAMS, &msg));
+        }
+        let query = req.uri().query().map(str::to_string);
+        let body = match Limited::new(req.into_body(), self.max_body).collect().await {
+            Ok(collected) => Body::Bytes(collected.to_bytes()),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Body::TooLarge { limit: self.max_body },
+            Err(e) => Body::Failed(e.to_string()),
+        };
+        json(StatusCode::OK, self.api.handle(query.as_deref(), body).await)
+    }
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("static response parts are valid")
+}
+
+fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, StartError> {
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| StartError::Tls(format!("cannot read {}: {e}", p.display())));
+    let cert_pem = read(&tls.cert)?;
+    let key_pem = read(&tls.key)?;
+    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Tls(format!("bad certificate in {}: {e}", tls.cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!("no certificate found in {}", tls.cert.display())));
+    }
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| StartError::Tls(format!("bad private key in {}: {e}", tls.key.display())))?
+        .ok_or_else(|| StartError::Tls(format!("no private key found in {}", tls.key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| StartError::Tls(format!("certificate and key do not fit: {e}")))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}

@@ -1,0 +1,500 @@
+//! The embedded backend: one SQLite file in WAL mode (or `sqlite::memory:`), one writer connection.
+
+use crate::{
+    BroadcastRecord, PushBinding, PushProvider, RateDecision, Result, RowOutcome, Store,
+    StoreError, UserChange, UserRecord,
+};
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The rolling windows of [`Store::try_acquire_broadcast_slot`].
+const SECOND_WINDOW_MS: i64 = 1_000;
+const DAY_WINDOW_MS: i64 = 86_400_000;
+
+/// Read connections beside the writer; WAL lets them run while it writes. Kept small: the
+/// machine has two cores and most reads are point look-ups.
+const READ_CONNECTIONS: u32 = 4;
+
+const USER_COLUMNS: &str = "user_id, user_name, user_avatar, extra, created_at_ms";
+const BINDING_COLUMNS: &str = "app_id, user_id, device_id, push_id, provider, updated_at_ms";
+const BROADCAST_COLUMNS: &str = "app_id, message_id, from_user_id, message_type, sub_type, \
+     push_type, body_json, accepted_at_ms, online_delivered";
+
+/// The SQLite [`Store`]. Cloning is cheap and shares the pools.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// A pool of exactly one connection that does every write. SQLite admits one writer at a
+    /// time anyway; queueing writers here (fair, async) beats spinning in SQLite's busy handler,
+    /// and it is what makes check-then-insert steps atomic within the process.
+    writer: SqlitePool,
+    /// Reads. For `sqlite::memory:` this is the writer pool itself, because an in-memory
+    /// database lives only as long as its one connection.
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `sqlite://PATH` (creating the file and its parent directory when missing) or
+    /// `sqlite::memory:`, and runs the migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+
+        if is_in_memory(url) {
+            // Never let the pool retire the connection: the database would vanish with it.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await?;
+            migrate(&pool).await?;
+            return Ok(Self {
+                writer: pool.clone(),
+                reader: pool,
+            });
+        }
+
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL only risks the last commits on power loss, never corruption.
+            .synchronous(SqliteSynchronous::Normal);
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(sqlx::Error::Io)?;
+            }
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        migrate(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        tracing::debug!(url, "sqlite store open");
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes every connection, waiting for those in use. A file store can then be reopened
+    /// (or copied) with all its commits in place.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// A write transaction that holds SQLite's write lock from its first statement.
+    /// `BEGIN IMMEDIATE` matters when another process shares the file: a deferred transaction
+    /// that reads before writing could count a free slot another process is about to take.
+    /// Dropping the transaction unfinished (a cancelled request) rolls it back.
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    sqlx::migrate!("./migrations/sqlite").run(pool).await?;
+    Ok(())
+}
+
+/// sqlx accepts several spellings of an in-memory database; all of them need the single,
+/// never-recycled connection.
+fn is_in_memory(url: &str) -> bool {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory")
+}
+
+/// Per-day wins over per-second when both are exhausted: waiting a second would not help.
+fn rate_decision(in_second: i64, in_day: i64, per_second: u32, per_day: u32) -> RateDecision {
+    if in_day >= i64::from(per_day) {
+        RateDecision::PerDayExceeded
+    } else if in_second >= i64::from(per_second) {
+        RateDecision::PerSecondExceeded
+    } else {
+        RateDecision::Allowed
+    }
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<UserRecord> {
+    Ok(UserRecord {
+        user_id: row.try_get("user_id")?,
+        user_name: row.try_get("user_name")?,
+        user_avatar: row.try_get("user_avatar")?,
+        extra: row.try_get("extra")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+    })
+}
+
+fn binding_from_row(row: &SqliteRow) -> Result<PushBinding> {
+    let provider: String = row.try_get("provider")?;
+    Ok(PushBinding {
+        app_id: u32_column(row, "app_id")?,
+        user_id: row.try_get("user_id")?,
+        device_id: row.try_get("device_id")?,
+        push_id: row.try_get("push_id")?,
+        provider: PushProvider::parse(&provider)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown push provider {provider:?}")))?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+fn broadcast_from_row(row: &SqliteRow) -> Result<BroadcastRecord> {
+    let push_type: i64 = row.try_get("push_type")?;
+    Ok(BroadcastRecord {
+        app_id: u32_column(row, "app_id")?,
+        // u64 values are stored as their i64 bit pattern; `as` undoes it exactly.
+        message_id: row.try_get::<i64, _>("message_id")? as u64,
+        from_user_id: row.try_get("from_user_id")?,
+        message_type: u32_column(row, "message_type")?,
+        sub_type: u32_column(row, "sub_type")?,
+        push_type: u8::try_from(push_type)
+            .map_err(|_| StoreError::Corrupt(format!("push_type {push_type} out of range")))?,
+        body_json: row.try_get("body_json")?,
+        accepted_at_ms: row.try_get("accepted_at_ms")?,
+        online_delivered: row.try_get::<i64, _>("online_delivered")? as u64,
+    })
+}
+
+fn u32_column(row: &SqliteRow, column: &str) -> Result<u32> {
+    let value: i64 = row.try_get(column)?;
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value} out of range")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn register_users(&self, app_id: u32, users: &[UserRecord]) -> Result<Vec<RowOutcome>> {
+        let mut tx = self.write_tx().await?;
+        let mut outcomes = Vec::with_capacity(users.len());
+        for user in users {
+            // DO NOTHING leaves the first registration in place, including one made earlier
+            // in this same batch, so a duplicate inside the batch reads as AlreadyExists.
+            let inserted = sqlx::query(
+                "INSERT INTO users (app_id, user_id, user_name, user_avatar, extra, created_at_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, user_id) DO NOTHING",
+            )
+            .bind(i64::from(app_id))
+            .bind(&user.user_id)
+            .bind(&user.user_name)
+            .bind(&user.user_avatar)
+            .bind(&user.extra)
+            .bind(user.created_at_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            outcomes.push(if inserted {
+                RowOutcome::Done
+            } else {
+                RowOutcome::AlreadyExists
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn ensure_user(
+        &self,
+        app_id: u32,
+        user_id: &str,
+        user_name: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let result = sqlx::query(
+            "INSERT INTO users (app_id, user_id, user_name, created_at_ms) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (app_id, user_id) DO NOTHING",
+        )
+        .bind(i64::from(app_id))
+        .bind(user_id)
+        .bind(user_name)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn get_users(&self, app_id: u32, user_ids: &[String]) -> Result<Vec<UserRecord>> {
+        // The ids travel as one JSON array: one statement text whatever the count (so one
+        // cached statement), no bound-parameter limit, and duplicates collapse in the IN.
+        let ids = serde_json::to_string(user_ids).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE app_id = ? AND user_id IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(i64::from(app_id))
+        .bind(ids)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn user_exists(&self, app_id: u32, user_id: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM users WHERE app_id = ? AND user_id = ?")
+            .bind(i64::from(app_id))
+            .bind(user_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn modify_users(&self, app_id: u32, changes: &[UserChange]) -> Result<Vec<RowOutcome>> {
+        let mut tx = self.write_tx().await?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            // A NULL parameter (None) keeps the column as it is.
+            let updated = sqlx::query(
+                "UPDATE users SET user_name = COALESCE(?, user_name), \
+                 user_avatar = COALESCE(?, user_avatar), extra = COALESCE(?, extra) \
+                 WHERE app_id = ? AND user_id = ?",
+            )
+            .bind(change.user_name.as_deref())
+            .bind(change.user_avatar.as_deref())
+            .bind(change.extra.as_deref())
+            .bind(i64::from(app_id))
+            .bind(&change.user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            outcomes.push(if updated {
+                RowOutcome::Done
+            } else {
+                RowOutcome::NotFound
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn remember_nonce(
+        &self,
+        app_id: u32,
+        nonce: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool> {
+        // A nonce is live while now_ms < expires_at_ms.
+        let mut tx = self.write_tx().await?;
+        // Indexed on expires_at_ms, so this only ever touches rows that have just expired.
+        sqlx::query("DELETE FROM api_nonces WHERE expires_at_ms <= ?")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        // The conditional update keeps the statement right on its own: an expired row that
+        // survived the prune is taken over rather than mistaken for a replay.
+        let fresh = sqlx::query(
+            "INSERT INTO api_nonces (app_id, nonce, expires_at_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (app_id, nonce) DO UPDATE SET expires_at_ms = excluded.expires_at_ms \
+             WHERE api_nonces.expires_at_ms <= ?",
+        )
+        .bind(i64::from(app_id))
+        .bind(nonce)
+        .bind(now_ms.saturating_add(ttl_ms))
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        tx.commit().await?;
+        Ok(fresh)
+    }
+
+    async fn try_acquire_broadcast_slot(
+        &self,
+        app_id: u32,
+        now_ms: i64,
+        per_second: u32,
+        per_day: u32,
+    ) -> Result<RateDecision> {
+        let app_id = i64::from(app_id);
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM broadcast_calls WHERE app_id = ? AND at_ms <= ?")
+            .bind(app_id)
+            .bind(now_ms - DAY_WINDOW_MS)
+            .execute(&mut *tx)
+            .await?;
+        // What is left is the day window; calls stamped after now_ms (a clock that stepped
+        // back) still count, which errs on the side of refusing.
+        let (in_day, in_second): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(at_ms > ?), 0) FROM broadcast_calls WHERE app_id = ?",
+        )
+        .bind(now_ms - SECOND_WINDOW_MS)
+        .bind(app_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let decision = rate_decision(in_second, in_day, per_second, per_day);
+        if decision == RateDecision::Allowed {
+            sqlx::query("INSERT INTO broadcast_calls (app_id, at_ms) VALUES (?, ?)")
+                .bind(app_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(decision)
+    }
+
+    async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO broadcasts ({BROADCAST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(i64::from(record.app_id))
+        .bind(record.message_id as i64)
+        .bind(&record.from_user_id)
+        .bind(i64::from(record.message_type))
+        .bind(i64::from(record.sub_type))
+        .bind(i64::from(record.push_type))
+        .bind(&record.body_json)
+        .bind(record.accepted_at_ms)
+        .bind(record.online_delivered as i64)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_broadcast(&self, app_id: u32, message_id: u64) -> Result<Option<BroadcastRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE app_id = ? AND message_id = ?"
+        ))
+        .bind(i64::from(app_id))
+        .bind(message_id as i64)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(broadcast_from_row).transpose()
+    }
+
+    async fn set_broadcast_online_delivered(
+        &self,
+        app_id: u32,
+        message_id: u64,
+        delivered: u64,
+    ) -> Result<()> {
+        let result = sqlx::query(
+            "UPDATE broadcasts SET online_delivered = ? WHERE app_id = ? AND message_id = ?",
+        )
+        .bind(delivered as i64)
+        .bind(i64::from(app_id))
+        .bind(message_id as i64)
+        .execute(&self.writer)
+        .await?;
+        if result.rows_affected() == 0 {
+            // Only a caller bug gets here (the record is inserted before the fan-out starts);
+            // the count is a report, not worth failing the broadcast over.
+            tracing::warn!(
+                app_id,
+                message_id,
+                "online count for an unknown broadcast dropped"
+            );
+        }
+        Ok(())
+    }
+
+    async fn bind_push(&self, binding: &PushBinding) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO push_bindings ({BINDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (app_id, user_id, device_id) DO UPDATE SET push_id = excluded.push_id, \
+             provider = excluded.provider, updated_at_ms = excluded.updated_at_ms"
+        ))
+        .bind(i64::from(binding.app_id))
+        .bind(&binding.user_id)
+        .bind(&binding.device_id)
+        .bind(&binding.push_id)
+        .bind(binding.provider.as_str())
+        .bind(binding.updated_at_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn unbind_push(&self, app_id: u32, user_id: &str, device_id: &str) -> Result<bool> {
+        let result = sqlx::query(
+            "DELETE FROM push_bindings WHERE app_id = ? AND user_id = ? AND device_id = ?",
+        )
+        .bind(i64::from(app_id))
+        .bind(user_id)
+        .bind(device_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn push_bindings_page(
+        &self,
+        app_id: u32,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<PushBinding>> {
+        // Keyset paging on the primary key: each page is an index range scan, however deep.
+        let rows = match after {
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {BINDING_COLUMNS} FROM push_bindings WHERE app_id = ? \
+                     ORDER BY user_id, device_id LIMIT ?"
+                ))
+                .bind(i64::from(app_id))
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?
+            }
+            Some((user_id, device_id)) => {
+                sqlx::query(&format!(
+                    "SELECT {BINDING_COLUMNS} FROM push_bindings \
+                     WHERE app_id = ? AND (user_id, device_id) > (?, ?) \
+                     ORDER BY user_id, device_id LIMIT ?"
+                ))
+                .bind(i64::from(app_id))
+                .bind(user_id)
+                .bind(device_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
+        rows.iter().map(binding_from_row).collect()
+    }
+
+    async fn push_bindings_of(&self, app_id: u32, user_id: &str) -> Result<Vec<PushBinding>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {BINDING_COLUMNS} FROM push_bindings WHERE app_id = ? AND user_id = ? \
+             ORDER BY device_id"
+        ))
+        .bind(i64::from(app_id))
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(binding_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_memory_spellings() {
+        assert!(is_in_memory("sqlite::memory:"));
+        assert!(is_in_memory("sqlite://:memory:"));
+        assert!(is_in_memory("sqlite://?mode=memory"));
+        assert!(!is_in_memory("sqlite://data/herald.db"));
+        assert!(!is_in_memory("sqlite:herald.db?mode=rwc"));
+    }
+
+    #[test]
+    fn per_day_wins_over_per_second() {
+        assert_eq!(rate_decision(1, 100, 1, 100), RateDecision::PerDayExceeded);
+        assert_eq!(rate_decision(1, 5, 1, 100), RateDecision::PerSecondExceeded);
+        assert_eq!(rate_decision(0, 99, 1, 100), RateDecision::Allowed);
+        assert_eq!(rate_decision(0, 0, 0, 100), RateDecision::PerSecondExceeded);
+    }
+}
