@@ -115,14 +115,7 @@ impl Collector {
     }
 
     /// One received broadcast. Times are CLOCK_REALTIME ns.
-    pub fn record(
-        &mut self,
-        client: usize,
-        index: u32,
-        send_ns: i64,
-        tool_ns: i64,
-        kernel_ns: Option<i64>,
-    ) {
+    pub fn record(&mut self, client: usize, index: u32, send_ns: i64, tool_ns: i64, kernel_ns: Option<i64>) {
         let b = index as usize;
         if b >= MAX_INDEX {
             return;
@@ -150,8 +143,7 @@ impl Collector {
     }
 
     fn check_done(&self) {
-        if self.expect > 0 && self.received as usize + self.missing_closed >= self.ok * self.expect
-        {
+        if self.expect > 0 && self.received as usize + self.missing_closed >= self.ok * self.expect {
             self.done.notify_one();
         }
     }

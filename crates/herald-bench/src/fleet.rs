@@ -52,23 +52,13 @@ impl Fleet {
         let mut first = template.first;
         for w in 0..n {
             let count = conns / n + usize::from(w < conns % n);
-            let spec = Spec {
-                worker: w,
-                first,
-                count,
-                ..template.clone()
-            };
+            let spec = Spec { worker: w, first, count, ..template.clone() };
             worker::validate(&spec)?;
             first += count;
             let mut cmd = Command::new(&exe);
-            cmd.arg("worker")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit());
+            cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
             procfs::die_with_parent(&mut cmd);
-            let mut child = cmd
-                .spawn()
-                .with_context(|| format!("spawning worker {}", exe.display()))?;
+            let mut child = cmd.spawn().with_context(|| format!("spawning worker {}", exe.display()))?;
             let mut stdin = child.stdin.take().context("worker stdin")?;
             let stdout = child.stdout.take().context("worker stdout")?;
             let mut line = serde_json::to_vec(&spec)?;
@@ -95,26 +85,20 @@ impl Fleet {
             done: vec![None; n],
             results: (0..n).map(|_| None).collect(),
         };
-        Ok(Fleet {
-            procs,
-            events,
-            state,
-            conns,
-        })
+        Ok(Fleet { procs, events, state, conns })
     }
 
     pub fn workers(&self) -> usize {
         self.procs.len()
     }
 
+    /// CPU time the workers have used so far, in ms (the load tool's own cost).
+    pub fn cpu_ms(&self) -> Option<f64> {
+        self.procs.iter().map(|p| p.child.id().and_then(|pid| procfs::cpu_ms(pid).ok())).sum()
+    }
+
     /// Handle worker events until `until` holds, failing at `deadline` or if a worker exits.
-    async fn pump(
-        &mut self,
-        what: &str,
-        deadline: Instant,
-        show: bool,
-        until: impl Fn(&State) -> bool,
-    ) -> Result<()> {
+    async fn pump(&mut self, what: &str, deadline: Instant, show: bool, until: impl Fn(&State) -> bool) -> Result<()> {
         let started = Instant::now();
         let mut ticker = tokio::time::interval(Duration::from_secs(3));
         ticker.tick().await;
@@ -146,15 +130,8 @@ impl Fleet {
 
     /// Wait until every client has logged in or given up.
     pub async fn wait_ready(&mut self, within: Duration) -> Result<Ready> {
-        self.pump("connecting", Instant::now() + within, true, |s| {
-            s.ready.iter().all(Option::is_some)
-        })
-        .await?;
-        let mut ready = Ready {
-            ok: 0,
-            failed: 0,
-            first_error: None,
-        };
+        self.pump("connecting", Instant::now() + within, true, |s| s.ready.iter().all(Option::is_some)).await?;
+        let mut ready = Ready { ok: 0, failed: 0, first_error: None };
         for (ok, failed, err) in self.state.ready.iter().flatten() {
             ready.ok += ok;
             ready.failed += failed;
@@ -178,49 +155,26 @@ impl Fleet {
     /// Tell the workers to report once they have `broadcasts` per client or at the deadline.
     pub async fn collect(&mut self, broadcasts: usize, deadline: Duration) -> Result<()> {
         let deadline_unix_ms = worker::deadline_unix_ms(deadline);
-        self.send_all(&Cmd::Collect {
-            broadcasts,
-            deadline_unix_ms,
-        })
-        .await
+        self.send_all(&Cmd::Collect { broadcasts, deadline_unix_ms }).await
     }
 
     /// Wait for every worker's `done`: all receipts are in (or its deadline passed).
     pub async fn wait_done(&mut self, within: Duration) -> Result<(u64, u64)> {
-        self.pump("collecting", Instant::now() + within, false, |s| {
-            s.done.iter().all(Option::is_some)
-        })
-        .await?;
-        Ok(self
-            .state
-            .done
-            .iter()
-            .flatten()
-            .fold((0, 0), |a, d| (a.0 + d.0, a.1 + d.1)))
+        self.pump("collecting", Instant::now() + within, false, |s| s.done.iter().all(Option::is_some)).await?;
+        Ok(self.state.done.iter().flatten().fold((0, 0), |a, d| (a.0 + d.0, a.1 + d.1)))
     }
 
     /// The receipts of every worker (after [`Fleet::wait_done`]).
     pub async fn results(&mut self, within: Duration) -> Result<Vec<WorkerResult>> {
-        self.pump("reading results", Instant::now() + within, false, |s| {
-            s.results.iter().all(Option::is_some)
-        })
-        .await?;
-        Ok(self
-            .state
-            .results
-            .iter_mut()
-            .filter_map(Option::take)
-            .collect())
+        self.pump("reading results", Instant::now() + within, false, |s| s.results.iter().all(Option::is_some)).await?;
+        Ok(self.state.results.iter_mut().filter_map(Option::take).collect())
     }
 
     /// Ask the workers to exit (closing their connections); kill those that do not.
     pub async fn quit(mut self) {
         let _ = self.send_all(&Cmd::Quit).await;
         for p in &mut self.procs {
-            if tokio::time::timeout(Duration::from_secs(10), p.child.wait())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(10), p.child.wait()).await.is_err() {
                 let _ = p.child.kill().await;
             }
         }

@@ -40,9 +40,7 @@ fn main() -> ExitCode {
 /// thread, which PR_SET_PDEATHSIG needs). Ctrl-C and SIGTERM drop the run, which kills the
 /// server and the workers.
 fn parent(common: &CommonArgs, fanout: Option<FanoutArgs>) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut term = signal(SignalKind::terminate())?;
         let report = tokio::select! {

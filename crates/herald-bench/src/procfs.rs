@@ -15,20 +15,14 @@ pub fn rss_kb(pid: u32) -> Result<u64> {
 
 /// User + system CPU time of the whole process (all threads), in milliseconds.
 pub fn cpu_ms(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
     // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("odd /proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow!("odd /proc/{pid}/stat"))?;
     // rest starts at field 3 (state); utime and stime are fields 14 and 15.
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let tick = |i: usize| -> Result<u64> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| anyhow!("odd /proc/{pid}/stat field {}", i + 3))
+        fields.get(i).and_then(|f| f.parse().ok()).ok_or_else(|| anyhow!("odd /proc/{pid}/stat field {}", i + 3))
     };
     let ticks = tick(11)? + tick(12)?;
     Ok(ticks as f64 * 1000.0 / clock_ticks_per_second())

@@ -51,6 +51,11 @@ pub struct Report {
     pub server_cpu_ms: Option<f64>,
     pub collect_s: f64,
     pub workers: usize,
+    /// CPU the load tool's workers used from the first broadcast to the last receipt.
+    pub tool_cpu_ms: Option<f64>,
+    /// Per broadcast: ms until the last client had it, by kernel timestamp (not in the JSON).
+    #[serde(skip)]
+    pub klast_each_ms: Vec<f64>,
     pub first_error: Option<String>,
 }
 
@@ -59,11 +64,7 @@ pub async fn run(common: &CommonArgs, fanout: Option<&FanoutArgs>) -> Result<Rep
     let conns = common.conns;
     let target = common.target;
     let (broadcasts, interval, payload) = match fanout {
-        Some(f) => (
-            f.broadcasts,
-            Duration::from_millis(f.interval_ms),
-            f.payload,
-        ),
+        Some(f) => (f.broadcasts, Duration::from_millis(f.interval_ms), f.payload),
         None => (0, Duration::ZERO, 0),
     };
     let mut report = Report {
@@ -80,9 +81,7 @@ pub async fn run(common: &CommonArgs, fanout: Option<&FanoutArgs>) -> Result<Rep
     let mut running = targets::start(common).await?;
     let pid = running.pid;
     if pid.is_none() {
-        eprintln!(
-            "herald-bench: no server PID (attached without --server-pid): no CPU or memory figures"
-        );
+        eprintln!("herald-bench: no server PID (attached without --server-pid): no CPU or memory figures");
     }
     sleep(Duration::from_millis(500)).await;
     report.server_rss_kb_idle = pid.and_then(|p| procfs::rss_kb(p).ok());
@@ -103,32 +102,22 @@ pub async fn run(common: &CommonArgs, fanout: Option<&FanoutArgs>) -> Result<Rep
     let started = Instant::now();
     let mut fleet = Fleet::spawn(&template, common.per_worker).await?;
     report.workers = fleet.workers();
-    eprintln!(
-        "herald-bench: connecting {conns} clients from {} worker(s)",
-        report.workers
-    );
+    eprintln!("herald-bench: connecting {conns} clients from {} worker(s)", report.workers);
     let login_budget = Duration::from_secs(60) + Duration::from_millis(20 * conns as u64);
     let ready = fleet.wait_ready(login_budget).await?;
     report.login_s = round3(started.elapsed().as_secs_f64());
     report.conns_ok = ready.ok;
     report.login_failed = ready.failed;
     report.first_error = ready.first_error;
-    eprintln!(
-        "herald-bench: {} logged in, {} failed, in {:.2} s",
-        ready.ok, ready.failed, report.login_s
-    );
+    eprintln!("herald-bench: {} logged in, {} failed, in {:.2} s", ready.ok, ready.failed, report.login_s);
     if ready.ok == 0 && conns > 0 {
-        bail!(
-            "no client logged in: {}",
-            report.first_error.as_deref().unwrap_or("?")
-        );
+        bail!("no client logged in: {}", report.first_error.as_deref().unwrap_or("?"));
     }
     sleep(Duration::from_secs_f64(common.settle_s.max(0.0))).await;
     report.server_rss_kb_loaded = pid.and_then(|p| procfs::rss_kb(p).ok());
     if let (Some(idle), Some(loaded)) = (report.server_rss_kb_idle, report.server_rss_kb_loaded) {
         if ready.ok > 0 {
-            report.server_kb_per_conn =
-                Some(round3((loaded as f64 - idle as f64) / ready.ok as f64));
+            report.server_kb_per_conn = Some(round3((loaded as f64 - idle as f64) / ready.ok as f64));
         }
     }
 
@@ -136,11 +125,9 @@ pub async fn run(common: &CommonArgs, fanout: Option<&FanoutArgs>) -> Result<Rep
         let grace = Duration::from_secs(fanout.map_or(30, |f| f.grace_s));
         let window = interval * broadcasts as u32 + grace;
         fleet.collect(broadcasts, window).await?;
-        eprintln!(
-            "herald-bench: {broadcasts} broadcasts of {payload} B every {} ms",
-            interval.as_millis()
-        );
+        eprintln!("herald-bench: {broadcasts} broadcasts of {payload} B every {} ms", interval.as_millis());
         let cpu_before = pid.and_then(|p| procfs::cpu_ms(p).ok());
+        let tool_before = fleet.cpu_ms();
         let start = Instant::now();
         let mut corrections_us = vec![0; broadcasts];
         for (b, correction) in corrections_us.iter_mut().enumerate() {
@@ -150,21 +137,20 @@ pub async fn run(common: &CommonArgs, fanout: Option<&FanoutArgs>) -> Result<Rep
                     *correction = (sent.send_ns - sent.embedded_ns) / 1000;
                     if let Some(e) = sent.error {
                         report.api_errors += 1;
-                        report
-                            .first_error
-                            .get_or_insert(format!("broadcast {b}: {e}"));
+                        report.first_error.get_or_insert(format!("broadcast {b}: {e}"));
                     }
                 }
                 Err(e) => {
                     report.api_errors += 1;
-                    report
-                        .first_error
-                        .get_or_insert(format!("broadcast {b}: {e:#}"));
+                    report.first_error.get_or_insert(format!("broadcast {b}: {e:#}"));
                 }
             }
         }
         fleet.wait_done(window + Duration::from_secs(30)).await?;
         let cpu_after = pid.and_then(|p| procfs::cpu_ms(p).ok());
+        if let (Some(before), Some(after)) = (tool_before, fleet.cpu_ms()) {
+            report.tool_cpu_ms = Some(round3(after - before));
+        }
         report.collect_s = round3(start.elapsed().as_secs_f64());
         let results = fleet.results(Duration::from_secs(120)).await?;
 
@@ -174,9 +160,7 @@ pub async fn run(common: &CommonArgs, fanout: Option<&FanoutArgs>) -> Result<Rep
         report.closed = results.iter().map(|r| r.closed).sum();
         report.lost = report.expected.saturating_sub(report.received);
         if let Some(reason) = results.iter().flat_map(|r| &r.close_reasons).next() {
-            report
-                .first_error
-                .get_or_insert(format!("session closed: {reason}"));
+            report.first_error.get_or_insert(format!("session closed: {reason}"));
         }
         let d = stats::delays(&results, &corrections_us);
         (report.p50_ms, report.p99_ms, report.max_ms) = (d.p50, d.p99, d.max);
@@ -184,13 +168,13 @@ pub async fn run(common: &CommonArgs, fanout: Option<&FanoutArgs>) -> Result<Rep
         (report.last_median_ms, report.last_max_ms) = (d.last_median, d.last_max);
         (report.klast_median_ms, report.klast_max_ms) = (d.klast_median, d.klast_max);
         (report.tool_lag_p50_ms, report.tool_lag_p99_ms) = (d.lag_p50, d.lag_p99);
+        report.klast_each_ms = d.klast_each;
         if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
             let cpu = after - before;
             report.server_cpu_ms = Some(round3(cpu));
             report.server_cpu_ms_per_broadcast = Some(round3(cpu / broadcasts as f64));
             if report.received > 0 {
-                report.server_cpu_us_per_delivery =
-                    Some(round3(cpu * 1000.0 / report.received as f64));
+                report.server_cpu_us_per_delivery = Some(round3(cpu * 1000.0 / report.received as f64));
             }
         }
     }
@@ -223,17 +207,21 @@ pub fn summary(r: &Report) -> String {
         );
         s += &format!(
             "delay by tool clock   : p50 {} ms, p99 {} ms, max {} ms; last client {} ms (median), {} ms (max)\n",
-            opt(r.p50_ms), opt(r.p99_ms), opt(r.max_ms), opt(r.last_median_ms), opt(r.last_max_ms)
+            opt(r.p50_ms),
+            opt(r.p99_ms),
+            opt(r.max_ms),
+            opt(r.last_median_ms),
+            opt(r.last_max_ms)
         );
         s += &format!(
             "delay by kernel stamp : p50 {} ms, p99 {} ms, max {} ms; last client {} ms (median), {} ms (max)\n",
-            opt(r.kp50_ms), opt(r.kp99_ms), opt(r.kmax_ms), opt(r.klast_median_ms), opt(r.klast_max_ms)
+            opt(r.kp50_ms),
+            opt(r.kp99_ms),
+            opt(r.kmax_ms),
+            opt(r.klast_median_ms),
+            opt(r.klast_max_ms)
         );
-        s += &format!(
-            "tool's own lag        : p50 {} ms, p99 {} ms\n",
-            opt(r.tool_lag_p50_ms),
-            opt(r.tool_lag_p99_ms)
-        );
+        s += &format!("tool's own lag        : p50 {} ms, p99 {} ms\n", opt(r.tool_lag_p50_ms), opt(r.tool_lag_p99_ms));
         s += &format!(
             "server CPU            : {} ms in all, {} ms per broadcast, {} µs per delivery\n",
             opt(r.server_cpu_ms),

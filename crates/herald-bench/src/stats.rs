@@ -19,6 +19,8 @@ pub struct Delays {
     pub klast_max: Option<f64>,
     pub lag_p50: Option<f64>,
     pub lag_p99: Option<f64>,
+    /// Per broadcast with receipts: the last client's delay by kernel timestamp.
+    pub klast_each: Vec<f64>,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -84,6 +86,7 @@ pub fn delays(results: &[WorkerResult], corrections_us: &[i64]) -> Delays {
         klast_max: ms(last_k.iter().max().copied()),
         lag_p50: ms(percentile(&lag, 0.5)),
         lag_p99: ms(percentile(&lag, 0.99)),
+        klast_each: last_k.iter().map(|&v| v as f64 / 1000.0).collect(),
     }
 }
 
@@ -108,11 +111,8 @@ mod tests {
             k: vec![vec![500, 2500], vec![NO_STAMP]],
             ..Default::default()
         };
-        let w2 = WorkerResult {
-            u: vec![vec![2000], vec![9000]],
-            k: vec![vec![1500], vec![8000]],
-            ..Default::default()
-        };
+        let w2 =
+            WorkerResult { u: vec![vec![2000], vec![9000]], k: vec![vec![1500], vec![8000]], ..Default::default() };
         let d = delays(&[w1, w2], &[0, 1000]);
         // broadcast 0: last 3 ms (kernel 2.5); broadcast 1: last 8 ms after the 1 ms correction.
         assert_eq!(d.last_max, Some(8.0));

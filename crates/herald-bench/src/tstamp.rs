@@ -16,10 +16,7 @@ const SO_TIMESTAMPNS: libc::c_int = 35;
 
 /// CLOCK_REALTIME now, in nanoseconds since the Unix epoch.
 pub fn now_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     timespec_ns(&ts)
@@ -59,10 +56,7 @@ struct Control([u8; 128]);
 /// kernel timestamp in ns (CLOCK_REALTIME) of the last segment read, if the kernel gave one.
 /// `WouldBlock` comes back as an error, as from any non-blocking read.
 pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<i64>)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     let mut control = Control([0; 128]);
     // SAFETY: msghdr is plain data; every pointer we set points at live buffers above.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -82,8 +76,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<i64>)> {
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == SO_TIMESTAMPNS {
-                let ts: libc::timespec =
-                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
                 stamp = Some(timespec_ns(&ts));
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);

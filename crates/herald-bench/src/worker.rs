@@ -52,29 +52,16 @@ pub struct Spec {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Cmd {
-    Collect {
-        broadcasts: usize,
-        deadline_unix_ms: i64,
-    },
+    Collect { broadcasts: usize, deadline_unix_ms: i64 },
     Quit,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "ev", rename_all = "snake_case")]
 pub enum Event {
-    Progress {
-        ok: usize,
-        failed: usize,
-    },
-    Ready {
-        ok: usize,
-        failed: usize,
-        first_error: Option<String>,
-    },
-    Done {
-        received: u64,
-        expected: u64,
-    },
+    Progress { ok: usize, failed: usize },
+    Ready { ok: usize, failed: usize, first_error: Option<String> },
+    Done { received: u64, expected: u64 },
     Result(WorkerResult),
 }
 
@@ -89,9 +76,7 @@ fn emit(event: &Event) -> Result<()> {
 
 /// Entry point of `herald-bench worker`.
 pub fn run() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     LocalSet::new().block_on(&runtime, work())
 }
 
@@ -121,9 +106,7 @@ async fn work() -> Result<()> {
     let permits = Rc::new(Semaphore::new(spec.concurrency.max(1)));
     for local in 0..spec.count {
         let (spec, collector, permits) = (spec.clone(), collector.clone(), permits.clone());
-        tokio::task::spawn_local(
-            async move { client_task(local, &spec, &collector, &permits).await },
-        );
+        tokio::task::spawn_local(async move { client_task(local, &spec, &collector, &permits).await });
     }
     if spec.count > 0 {
         let mut ticker = tokio::time::interval(Duration::from_secs(2));
@@ -141,41 +124,26 @@ async fn work() -> Result<()> {
     }
     {
         let c = collector.borrow();
-        emit(&Event::Ready {
-            ok: c.ok,
-            failed: c.failed,
-            first_error: c.first_error.clone(),
-        })?;
+        emit(&Event::Ready { ok: c.ok, failed: c.failed, first_error: c.first_error.clone() })?;
     }
 
     loop {
         match cmd_rx.recv().await {
             None | Some(Cmd::Quit) => return Ok(()),
-            Some(Cmd::Collect {
-                broadcasts,
-                deadline_unix_ms,
-            }) => {
+            Some(Cmd::Collect { broadcasts, deadline_unix_ms }) => {
                 let done = collector.borrow().done.clone();
                 collector.borrow_mut().collect(broadcasts);
                 let left_ms = (deadline_unix_ms - now_ns() / 1_000_000).max(0) as u64;
                 let _ = timeout(Duration::from_millis(left_ms), done.notified()).await;
                 let mut c = collector.borrow_mut();
-                emit(&Event::Done {
-                    received: c.received(),
-                    expected: c.expected(),
-                })?;
+                emit(&Event::Done { received: c.received(), expected: c.expected() })?;
                 emit(&Event::Result(c.take_result()))?;
             }
         }
     }
 }
 
-async fn client_task(
-    local: usize,
-    spec: &Spec,
-    collector: &Rc<RefCell<Collector>>,
-    permits: &Semaphore,
-) {
+async fn client_task(local: usize, spec: &Spec, collector: &Rc<RefCell<Collector>>, permits: &Semaphore) {
     let index = spec.first + local;
     let Ok(permit) = permits.acquire().await else {
         return;
@@ -210,13 +178,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if spec.per_source == 0 || spec.concurrency == 0 {
         bail!("per_source and concurrency must be positive");
     }
-    let last_source =
-        client::source_addr(spec.first + spec.count.saturating_sub(1), spec.per_source);
+    let last_source = client::source_addr(spec.first + spec.count.saturating_sub(1), spec.per_source);
     if last_source.octets()[0] != 127 {
-        bail!(
-            "too many source addresses: client {} would use {last_source}",
-            spec.first + spec.count
-        );
+        bail!("too many source addresses: client {} would use {last_source}", spec.first + spec.count);
     }
     Ok(())
 }

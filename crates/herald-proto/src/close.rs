@@ -72,28 +72,11 @@ mod tests {
 
     #[test]
     fn ranges_decide_reconnection() {
-        for code in [
-            NORMAL,
-            BAD_FRAME,
-            LOGIN_FAILED,
-            TOKEN_EXPIRED,
-            NOT_LOGGED_IN,
-            TOO_MANY_SESSIONS,
-        ] {
+        for code in [NORMAL, BAD_FRAME, LOGIN_FAILED, TOKEN_EXPIRED, NOT_LOGGED_IN, TOO_MANY_SESSIONS] {
             assert!(is_terminal(code), "{code}");
         }
-        assert!(
-            is_terminal(FRAME_TOO_LARGE) && is_terminal(UNSUPPORTED_VERSION) && is_terminal(4999)
-        );
-        for code in [
-            SHUTDOWN,
-            HEARTBEAT_TIMEOUT,
-            SLOW_CONSUMER,
-            INTERNAL,
-            LOGIN_TIMEOUT,
-            FLOOD,
-            4499,
-        ] {
+        assert!(is_terminal(FRAME_TOO_LARGE) && is_terminal(UNSUPPORTED_VERSION) && is_terminal(4999));
+        for code in [SHUTDOWN, HEARTBEAT_TIMEOUT, SLOW_CONSUMER, INTERNAL, LOGIN_TIMEOUT, FLOOD, 4499] {
             assert!(!is_terminal(code), "{code}");
         }
         // Abnormal closures from the network or a proxy are worth a retry.
@@ -106,10 +89,7 @@ mod tests {
     fn every_herald_code_has_a_reason_that_fits_a_close_frame() {
         for code in (4000..=4005).chain(4500..=4506).chain([NORMAL]) {
             let reason = reason(code);
-            assert!(
-                !reason.is_empty() && reason.len() <= crate::ws::MAX_CLOSE_REASON,
-                "{code}"
-            );
+            assert!(!reason.is_empty() && reason.len() <= crate::ws::MAX_CLOSE_REASON, "{code}");
         }
     }
 }

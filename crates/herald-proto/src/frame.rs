@@ -12,21 +12,10 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ClientFrame {
     Login(Login),
-    Ping {
-        id: u64,
-    },
-    SetPushId {
-        id: u64,
-        push_id: String,
-        provider: String,
-    },
-    RenewToken {
-        id: u64,
-        token: String,
-    },
-    Logout {
-        id: u64,
-    },
+    Ping { id: u64 },
+    SetPushId { id: u64, push_id: String, provider: String },
+    RenewToken { id: u64, token: String },
+    Logout { id: u64 },
 }
 
 impl ClientFrame {
@@ -48,21 +37,15 @@ impl fmt::Debug for ClientFrame {
         match self {
             ClientFrame::Login(login) => f.debug_tuple("Login").field(login).finish(),
             ClientFrame::Ping { id } => f.debug_struct("Ping").field("id", id).finish(),
-            ClientFrame::SetPushId {
-                id,
-                push_id,
-                provider,
-            } => f
+            ClientFrame::SetPushId { id, push_id, provider } => f
                 .debug_struct("SetPushId")
                 .field("id", id)
                 .field("push_id", push_id)
                 .field("provider", provider)
                 .finish(),
-            ClientFrame::RenewToken { id, token } => f
-                .debug_struct("RenewToken")
-                .field("id", id)
-                .field("token", &Redacted(token))
-                .finish(),
+            ClientFrame::RenewToken { id, token } => {
+                f.debug_struct("RenewToken").field("id", id).field("token", &Redacted(token)).finish()
+            }
             ClientFrame::Logout { id } => f.debug_struct("Logout").field("id", id).finish(),
         }
     }

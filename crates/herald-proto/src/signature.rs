@@ -8,18 +8,8 @@ use subtle::ConstantTimeEq;
 /// `md5(str(app_id) + signature_nonce + server_secret + str(timestamp_s))`.
 ///
 /// The body and the `Action` are not signed; that is ZIM's design, kept for compatibility.
-pub fn api_signature(
-    app_id: u32,
-    signature_nonce: &str,
-    server_secret: &str,
-    timestamp_s: i64,
-) -> String {
-    hex::encode(api_digest(
-        app_id,
-        signature_nonce,
-        server_secret,
-        timestamp_s,
-    ))
+pub fn api_signature(app_id: u32, signature_nonce: &str, server_secret: &str, timestamp_s: i64) -> String {
+    hex::encode(api_digest(app_id, signature_nonce, server_secret, timestamp_s))
 }
 
 /// Checks a request's `Signature` against the expected one.
@@ -43,12 +33,7 @@ pub fn verify_api_signature(
     expected.as_slice().ct_eq(&given_bytes).into()
 }
 
-fn api_digest(
-    app_id: u32,
-    signature_nonce: &str,
-    server_secret: &str,
-    timestamp_s: i64,
-) -> [u8; 16] {
+fn api_digest(app_id: u32, signature_nonce: &str, server_secret: &str, timestamp_s: i64) -> [u8; 16] {
     let mut md5 = Md5::new();
     md5.update(app_id.to_string());
     md5.update(signature_nonce);
@@ -74,12 +59,7 @@ pub fn callback_signature(callback_secret: &str, timestamp_s: i64, nonce: &str) 
 }
 
 /// Checks a callback signature in constant time, ignoring hex case. Useful to app-server test doubles.
-pub fn verify_callback_signature(
-    callback_secret: &str,
-    timestamp_s: i64,
-    nonce: &str,
-    given: &str,
-) -> bool {
+pub fn verify_callback_signature(callback_secret: &str, timestamp_s: i64, nonce: &str, given: &str) -> bool {
     let expected = callback_signature(callback_secret, timestamp_s, nonce);
     let given = given.to_ascii_lowercase();
     expected.as_bytes().ct_eq(given.as_bytes()).into()
@@ -96,67 +76,17 @@ mod tests {
     fn verify_accepts_either_case_and_rejects_everything_else() {
         let sig = api_signature(12345, "4fd24687296dd9f3", SECRET, 1615186943);
         assert_eq!(sig.len(), 32);
-        assert!(sig
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-        assert!(verify_api_signature(
-            12345,
-            "4fd24687296dd9f3",
-            SECRET,
-            1615186943,
-            &sig
-        ));
-        assert!(verify_api_signature(
-            12345,
-            "4fd24687296dd9f3",
-            SECRET,
-            1615186943,
-            &sig.to_uppercase()
-        ));
+        assert!(sig.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(verify_api_signature(12345, "4fd24687296dd9f3", SECRET, 1615186943, &sig));
+        assert!(verify_api_signature(12345, "4fd24687296dd9f3", SECRET, 1615186943, &sig.to_uppercase()));
         // Any input that changes the digest, and malformed digests, fail.
-        assert!(!verify_api_signature(
-            12346,
-            "4fd24687296dd9f3",
-            SECRET,
-            1615186943,
-            &sig
-        ));
-        assert!(!verify_api_signature(
-            12345,
-            "4fd24687296dd9f4",
-            SECRET,
-            1615186943,
-            &sig
-        ));
-        assert!(!verify_api_signature(
-            12345,
-            "4fd24687296dd9f3",
-            SECRET,
-            1615186944,
-            &sig
-        ));
-        assert!(!verify_api_signature(
-            12345,
-            "4fd24687296dd9f3",
-            SECRET,
-            1615186943,
-            &sig[..30]
-        ));
-        assert!(!verify_api_signature(
-            12345,
-            "4fd24687296dd9f3",
-            SECRET,
-            1615186943,
-            ""
-        ));
+        assert!(!verify_api_signature(12346, "4fd24687296dd9f3", SECRET, 1615186943, &sig));
+        assert!(!verify_api_signature(12345, "4fd24687296dd9f4", SECRET, 1615186943, &sig));
+        assert!(!verify_api_signature(12345, "4fd24687296dd9f3", SECRET, 1615186944, &sig));
+        assert!(!verify_api_signature(12345, "4fd24687296dd9f3", SECRET, 1615186943, &sig[..30]));
+        assert!(!verify_api_signature(12345, "4fd24687296dd9f3", SECRET, 1615186943, ""));
         let not_hex = format!("{}zz", &sig[..30]);
-        assert!(!verify_api_signature(
-            12345,
-            "4fd24687296dd9f3",
-            SECRET,
-            1615186943,
-            &not_hex
-        ));
+        assert!(!verify_api_signature(12345, "4fd24687296dd9f3", SECRET, 1615186943, &not_hex));
     }
 
     #[test]

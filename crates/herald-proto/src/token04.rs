@@ -115,9 +115,7 @@ impl Iv {
     pub fn random(mode: Mode) -> Iv {
         let mut rng = rand::thread_rng();
         match mode {
-            Mode::Cbc => Iv::Cbc(std::array::from_fn(|_| {
-                IV_ALPHABET[rng.gen_range(0..IV_ALPHABET.len())]
-            })),
+            Mode::Cbc => Iv::Cbc(std::array::from_fn(|_| IV_ALPHABET[rng.gen_range(0..IV_ALPHABET.len())])),
             Mode::Gcm => Iv::Gcm(rng.gen()),
         }
     }
@@ -147,11 +145,7 @@ pub enum TokenError {
     #[error("server secret must be exactly 32 bytes, since it is used as-is as the AES-256 key")]
     BadSecretLength,
     #[error("token IV has {found} bytes but {mode} mode needs {expected}")]
-    BadIvLength {
-        mode: Mode,
-        expected: usize,
-        found: usize,
-    },
+    BadIvLength { mode: Mode, expected: usize, found: usize },
     #[error("token could not be decrypted: wrong server secret or corrupted ciphertext")]
     DecryptFailed,
     #[error("token plaintext is not valid claims JSON: {0}")]
@@ -183,8 +177,7 @@ impl TokenError {
 /// Deterministic, so tests can reproduce the official generators' tokens byte for byte.
 pub fn encode_with(server_secret: &str, claims: &Claims, iv: &Iv) -> Result<String, TokenError> {
     let key = secret_key(server_secret)?;
-    let plaintext =
-        serde_json::to_vec(claims).map_err(|e| TokenError::InvalidInput(e.to_string()))?;
+    let plaintext = serde_json::to_vec(claims).map_err(|e| TokenError::InvalidInput(e.to_string()))?;
     let (iv_bytes, ciphertext): (&[u8], Vec<u8>) = match iv {
         Iv::Cbc(iv) => {
             let enc = cbc::Encryptor::<aes::Aes256>::new(key.into(), iv.into());
@@ -200,7 +193,7 @@ pub fn encode_with(server_secret: &str, claims: &Claims, iv: &Iv) -> Result<Stri
     };
     let ct_len = u16::try_from(ciphertext.len()).map_err(|_| {
         TokenError::InvalidInput(format!(
-            "ciphertext of {} bytes exceeds 65535",
+            "claims too long: ciphertext of {} bytes exceeds the 65535-byte field",
             ciphertext.len()
         ))
     })?;
@@ -237,13 +230,11 @@ pub fn generate(
     }
     secret_key(server_secret)?;
     if ttl_seconds <= 0 {
-        return Err(TokenError::InvalidInput(format!(
-            "ttl must be positive, got {ttl_seconds} s"
-        )));
+        return Err(TokenError::InvalidInput(format!("ttl must be positive, got {ttl_seconds} s")));
     }
-    let expire = now_unix_s.checked_add(ttl_seconds).ok_or_else(|| {
-        TokenError::InvalidInput(format!("now {now_unix_s} + ttl {ttl_seconds} overflows"))
-    })?;
+    let expire = now_unix_s
+        .checked_add(ttl_seconds)
+        .ok_or_else(|| TokenError::InvalidInput(format!("now {now_unix_s} + ttl {ttl_seconds} overflows")))?;
     let claims = Claims {
         app_id,
         user_id: user_id.to_owned(),
@@ -258,9 +249,7 @@ pub fn generate(
 
 /// Parses and decrypts a token without checking app, user or time; see [`verify`] for that.
 pub fn decode(token: &str, server_secret: &str) -> Result<Decoded, TokenError> {
-    let body = token
-        .strip_prefix(VERSION_PREFIX)
-        .ok_or(TokenError::VersionMismatch)?;
+    let body = token.strip_prefix(VERSION_PREFIX).ok_or(TokenError::VersionMismatch)?;
     let buf = BASE64.decode(body).map_err(|_| TokenError::BadBase64)?;
     let layout = Layout::parse(&buf)?;
     let key = secret_key(server_secret)?;
@@ -272,9 +261,8 @@ pub fn decode(token: &str, server_secret: &str) -> Result<Decoded, TokenError> {
                 return Err(TokenError::DecryptFailed);
             }
             let dec = cbc::Decryptor::<aes::Aes256>::new(key.into(), iv.into());
-            let plaintext = dec
-                .decrypt_padded_vec_mut::<Pkcs7>(layout.ciphertext)
-                .map_err(|_| TokenError::DecryptFailed)?;
+            let plaintext =
+                dec.decrypt_padded_vec_mut::<Pkcs7>(layout.ciphertext).map_err(|_| TokenError::DecryptFailed)?;
             // CBC has no MAC: a wrong key passes the padding check about one time in 256. The output
             // is then random bytes, which are almost never UTF-8; calling that a decryption failure
             // keeps the message right instead of blaming the JSON.
@@ -284,8 +272,7 @@ pub fn decode(token: &str, server_secret: &str) -> Result<Decoded, TokenError> {
             plaintext
         }
         Mode::Gcm => {
-            let nonce: &[u8; GCM_NONCE_LEN] =
-                layout.iv.try_into().map_err(|_| layout.iv_len_error())?;
+            let nonce: &[u8; GCM_NONCE_LEN] = layout.iv.try_into().map_err(|_| layout.iv_len_error())?;
             if layout.ciphertext.len() < GCM_TAG_LEN {
                 return Err(TokenError::DecryptFailed);
             }
@@ -294,13 +281,8 @@ pub fn decode(token: &str, server_secret: &str) -> Result<Decoded, TokenError> {
                 .map_err(|_| TokenError::DecryptFailed)?
         }
     };
-    let claims: Claims =
-        serde_json::from_slice(&plaintext).map_err(|e| TokenError::BadJson(e.to_string()))?;
-    Ok(Decoded {
-        claims,
-        mode: layout.mode,
-        outer_expire: layout.expire,
-    })
+    let claims: Claims = serde_json::from_slice(&plaintext).map_err(|e| TokenError::BadJson(e.to_string()))?;
+    Ok(Decoded { claims, mode: layout.mode, outer_expire: layout.expire })
 }
 
 /// Decodes a token and checks it was issued for `app_id` and `user_id` and has not expired at
@@ -315,31 +297,19 @@ pub fn verify(
     let decoded = decode(token, server_secret)?;
     let claims = &decoded.claims;
     if claims.app_id != app_id {
-        return Err(TokenError::AppIdMismatch {
-            expected: app_id,
-            found: claims.app_id,
-        });
+        return Err(TokenError::AppIdMismatch { expected: app_id, found: claims.app_id });
     }
     if claims.user_id != user_id {
-        return Err(TokenError::UserIdMismatch {
-            expected: user_id.to_owned(),
-            found: claims.user_id.clone(),
-        });
+        return Err(TokenError::UserIdMismatch { expected: user_id.to_owned(), found: claims.user_id.clone() });
     }
     if claims.expire <= now_unix_s {
-        return Err(TokenError::Expired {
-            expire: claims.expire,
-            now: now_unix_s,
-        });
+        return Err(TokenError::Expired { expire: claims.expire, now: now_unix_s });
     }
     Ok(decoded)
 }
 
 fn secret_key(server_secret: &str) -> Result<&[u8; SECRET_LEN], TokenError> {
-    server_secret
-        .as_bytes()
-        .try_into()
-        .map_err(|_| TokenError::BadSecretLength)
+    server_secret.as_bytes().try_into().map_err(|_| TokenError::BadSecretLength)
 }
 
 /// The binary fields of a token, borrowed from the decoded buffer.
@@ -364,12 +334,7 @@ impl<'a> Layout<'a> {
             [GCM_MODE_BYTE] => Mode::Gcm,
             _ => return Err(TokenError::TrailingBytes),
         };
-        Ok(Layout {
-            expire,
-            iv,
-            ciphertext,
-            mode,
-        })
+        Ok(Layout { expire, iv, ciphertext, mode })
     }
 
     fn iv_len_error(&self) -> TokenError {
@@ -377,11 +342,7 @@ impl<'a> Layout<'a> {
             Mode::Cbc => CBC_IV_LEN,
             Mode::Gcm => GCM_NONCE_LEN,
         };
-        TokenError::BadIvLength {
-            mode: self.mode,
-            expected,
-            found: self.iv.len(),
-        }
+        TokenError::BadIvLength { mode: self.mode, expected, found: self.iv.len() }
     }
 }
 
@@ -410,26 +371,16 @@ mod tests {
             let token = generate(7, "alice", SECRET, 3600, mode, 1_000).unwrap();
             let d = verify(&token, SECRET, 7, "alice", 1_000).unwrap();
             assert_eq!(d.mode, mode);
-            assert_eq!(
-                (d.claims.ctime, d.claims.expire, d.outer_expire),
-                (1_000, 4_600, 4_600)
-            );
+            assert_eq!((d.claims.ctime, d.claims.expire, d.outer_expire), (1_000, 4_600, 4_600));
             assert!((0..=i64::from(i32::MAX)).contains(&d.claims.nonce));
-            assert_eq!(
-                verify(&token, SECRET, 7, "alice", 4_600)
-                    .unwrap_err()
-                    .sdk_code(),
-                code::SDK_TOKEN_EXPIRED
-            );
+            assert_eq!(verify(&token, SECRET, 7, "alice", 4_600).unwrap_err().sdk_code(), code::SDK_TOKEN_EXPIRED);
         }
     }
 
     #[test]
     fn random_cbc_iv_is_lowercase_alphanumeric() {
         for _ in 0..50 {
-            let Iv::Cbc(iv) = Iv::random(Mode::Cbc) else {
-                panic!("wrong mode")
-            };
+            let Iv::Cbc(iv) = Iv::random(Mode::Cbc) else { panic!("wrong mode") };
             assert!(iv.iter().all(|b| IV_ALPHABET.contains(b)));
         }
     }
@@ -442,10 +393,7 @@ mod tests {
         assert!(invalid(generate(1, "u", SECRET, 0, Mode::Cbc, 0)));
         assert!(invalid(generate(1, "u", SECRET, -5, Mode::Gcm, 0)));
         assert!(invalid(generate(1, "u", SECRET, 60, Mode::Gcm, i64::MAX)));
-        assert_eq!(
-            generate(1, "u", "short", 60, Mode::Cbc, 0),
-            Err(TokenError::BadSecretLength)
-        );
+        assert_eq!(generate(1, "u", "short", 60, Mode::Cbc, 0), Err(TokenError::BadSecretLength));
     }
 
     #[test]
@@ -454,36 +402,16 @@ mod tests {
         assert_eq!("GCM".parse::<Mode>(), Ok(Mode::Gcm));
         assert_eq!(Mode::Gcm.to_string(), "gcm");
         let err = "ecb".parse::<Mode>().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "unknown token mode \"ecb\": expected \"cbc\" or \"gcm\""
-        );
+        assert_eq!(err.to_string(), "unknown token mode \"ecb\": expected \"cbc\" or \"gcm\"");
     }
 
     #[test]
     fn sdk_codes() {
         assert_eq!(TokenError::VersionMismatch.sdk_code(), 6000107);
-        assert_eq!(
-            TokenError::Expired { expire: 1, now: 2 }.sdk_code(),
-            6000106
-        );
-        assert_eq!(
-            TokenError::AppIdMismatch {
-                expected: 1,
-                found: 2
-            }
-            .sdk_code(),
-            6000101
-        );
+        assert_eq!(TokenError::Expired { expire: 1, now: 2 }.sdk_code(), 6000106);
+        assert_eq!(TokenError::AppIdMismatch { expected: 1, found: 2 }.sdk_code(), 6000101);
         assert_eq!(TokenError::DecryptFailed.sdk_code(), 6000103);
-        assert_eq!(
-            TokenError::UserIdMismatch {
-                expected: "a".into(),
-                found: "b".into()
-            }
-            .sdk_code(),
-            6000103
-        );
+        assert_eq!(TokenError::UserIdMismatch { expected: "a".into(), found: "b".into() }.sdk_code(), 6000103);
         assert_eq!(TokenError::Truncated.sdk_code(), 6000103);
     }
 }

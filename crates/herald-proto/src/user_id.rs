@@ -58,42 +58,22 @@ mod tests {
         assert_eq!(check_user_id("a b"), Ok(()));
         assert_eq!(check_user_id("!#$%&()+-:;<=.>?@[]^_{}|~"), Ok(()));
         assert_eq!(check_user_id(&"x".repeat(32)), Ok(()));
-        let all: String = ('\0'..='\x7f')
-            .filter(|&c| is_valid_user_id_char(c))
-            .collect();
+        let all: String = ('\0'..='\x7f').filter(|&c| is_valid_user_id_char(c)).collect();
         assert_eq!(all.len(), 26 * 2 + 10 + 26);
     }
 
     #[test]
     fn refuses_with_the_right_reason() {
         assert_eq!(check_user_id(""), Err(UserIdError::Empty));
-        assert_eq!(
-            check_user_id(&"x".repeat(33)),
-            Err(UserIdError::TooLong { len: 33 })
-        );
+        assert_eq!(check_user_id(&"x".repeat(33)), Err(UserIdError::TooLong { len: 33 }));
         // Length is in bytes: 11 three-byte chars are 33 bytes.
-        assert_eq!(
-            check_user_id(&"好".repeat(11)),
-            Err(UserIdError::TooLong { len: 33 })
-        );
-        assert_eq!(
-            check_user_id("ab好"),
-            Err(UserIdError::BadChar {
-                ch: '好', index: 2
-            })
-        );
+        assert_eq!(check_user_id(&"好".repeat(11)), Err(UserIdError::TooLong { len: 33 }));
+        assert_eq!(check_user_id("ab好"), Err(UserIdError::BadChar { ch: '好', index: 2 }));
         for bad in ['"', '\'', '*', ',', '/', '\\', '`', '\t', '\n', '\0'] {
             let id = format!("a{bad}");
-            assert_eq!(
-                check_user_id(&id),
-                Err(UserIdError::BadChar { ch: bad, index: 1 }),
-                "{bad:?}"
-            );
+            assert_eq!(check_user_id(&id), Err(UserIdError::BadChar { ch: bad, index: 1 }), "{bad:?}");
         }
-        assert_eq!(
-            UserIdError::TooLong { len: 33 }.api_code(),
-            code::USER_ID_TOO_LONG
-        );
+        assert_eq!(UserIdError::TooLong { len: 33 }.api_code(), code::USER_ID_TOO_LONG);
         assert_eq!(UserIdError::Empty.api_code(), code::PARAM_ERROR);
     }
 }

@@ -16,11 +16,7 @@ pub const BROADCAST_MIN: SdkVersion = SdkVersion::new(2, 10, 0);
 
 impl SdkVersion {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        SdkVersion {
-            major,
-            minor,
-            patch,
-        }
+        SdkVersion { major, minor, patch }
     }
 }
 
@@ -43,9 +39,7 @@ impl FromStr for SdkVersion {
     /// Accepts `2.10`, `2.10.0` and `2.10.0-beta.1`; a pre-release or build suffix is ignored
     /// because feature gates care only about the release line the SDK belongs to.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseVersionError {
-            input: s.to_owned(),
-        };
+        let err = || ParseVersionError { input: s.to_owned() };
         let core = s.split(['-', '+']).next().unwrap_or_default();
         let mut parts = core.split('.').map(|part| {
             // u32::from_str accepts a leading '+', which is not part of any version syntax.
@@ -60,11 +54,7 @@ impl FromStr for SdkVersion {
         if parts.next().is_some() {
             return Err(err());
         }
-        Ok(SdkVersion {
-            major,
-            minor,
-            patch,
-        })
+        Ok(SdkVersion { major, minor, patch })
     }
 }
 

@@ -53,32 +53,13 @@ fn server_frames_put_t_first_and_round_trip() {
             r#"{"t":"login_ok","id":1,"session_id":"18446744073709551615","heartbeat_ms":30000,"timeout_ms":90000,"token_expire":1700003600,"server_time_ms":1700000000123}"#,
         ),
         (ServerFrame::Pong { id: 7 }, r#"{"t":"pong","id":7}"#),
+        (ServerFrame::Ack { id: 8, token_expire: None }, r#"{"t":"ack","id":8}"#),
+        (ServerFrame::Ack { id: 9, token_expire: Some(5) }, r#"{"t":"ack","id":9,"token_expire":5}"#),
         (
-            ServerFrame::Ack {
-                id: 8,
-                token_expire: None,
-            },
-            r#"{"t":"ack","id":8}"#,
-        ),
-        (
-            ServerFrame::Ack {
-                id: 9,
-                token_expire: Some(5),
-            },
-            r#"{"t":"ack","id":9,"token_expire":5}"#,
-        ),
-        (
-            ServerFrame::Error {
-                id: 0,
-                code: 6000106,
-                message: "token expired".into(),
-            },
+            ServerFrame::Error { id: 0, code: 6000106, message: "token expired".into() },
             r#"{"t":"error","id":0,"code":6000106,"message":"token expired"}"#,
         ),
-        (
-            ServerFrame::TokenWillExpire { seconds: 30 },
-            r#"{"t":"token_will_expire","seconds":30}"#,
-        ),
+        (ServerFrame::TokenWillExpire { seconds: 30 }, r#"{"t":"token_will_expire","seconds":30}"#),
     ];
     for (frame, json) in frames {
         let bytes = frame::encode_server(&frame);
@@ -86,10 +67,7 @@ fn server_frames_put_t_first_and_round_trip() {
         assert_eq!(frame::decode_server(&bytes).unwrap(), frame);
     }
     let bcast = ServerFrame::Bcast { msg: zim_message() };
-    assert_eq!(
-        frame::decode_server(&frame::encode_server(&bcast)).unwrap(),
-        bcast
-    );
+    assert_eq!(frame::decode_server(&frame::encode_server(&bcast)).unwrap(), bcast);
 }
 
 #[test]
@@ -101,58 +79,30 @@ fn client_frames_decode_from_documented_json() {
         ),
         (
             r#"{"t":"login","id":1,"app_id":1234567890,"user_id":"alice","token":"04AAAA","sdk_version":"2.18.0","platform":"android","device_id":"dev-1","user_name":"Alice"}"#,
-            ClientFrame::Login(Login {
-                user_name: Some("Alice".into()),
-                ..login()
-            }),
+            ClientFrame::Login(Login { user_name: Some("Alice".into()), ..login() }),
         ),
         (r#"{"t":"ping","id":2}"#, ClientFrame::Ping { id: 2 }),
         (
             r#"{"t":"set_push_id","id":3,"push_id":"fcm-token","provider":"fcm"}"#,
-            ClientFrame::SetPushId {
-                id: 3,
-                push_id: "fcm-token".into(),
-                provider: "fcm".into(),
-            },
+            ClientFrame::SetPushId { id: 3, push_id: "fcm-token".into(), provider: "fcm".into() },
         ),
-        (
-            r#"{"t":"renew_token","id":4,"token":"04BBBB"}"#,
-            ClientFrame::RenewToken {
-                id: 4,
-                token: "04BBBB".into(),
-            },
-        ),
+        (r#"{"t":"renew_token","id":4,"token":"04BBBB"}"#, ClientFrame::RenewToken { id: 4, token: "04BBBB".into() }),
         (r#"{"t":"logout","id":5}"#, ClientFrame::Logout { id: 5 }),
     ];
     for (json, expected) in cases {
         let decoded = frame::decode_client(json.as_bytes()).unwrap();
         assert_eq!(decoded, expected);
-        assert_eq!(
-            frame::encode_client(&decoded),
-            json.as_bytes(),
-            "encode_client round trip"
-        );
+        assert_eq!(frame::encode_client(&decoded), json.as_bytes(), "encode_client round trip");
     }
-    assert_eq!(
-        frame::decode_client(br#"{"t":"logout","id":5}"#)
-            .unwrap()
-            .id(),
-        5
-    );
+    assert_eq!(frame::decode_client(br#"{"t":"logout","id":5}"#).unwrap().id(), 5);
 }
 
 #[test]
 fn unknown_keys_and_any_key_order_are_accepted() {
     let json = br#"{"id":2,"future":{"nested":[1,2]},"t":"ping","extra":"x"}"#;
-    assert_eq!(
-        frame::decode_client(json).unwrap(),
-        ClientFrame::Ping { id: 2 }
-    );
+    assert_eq!(frame::decode_client(json).unwrap(), ClientFrame::Ping { id: 2 });
     let json = br#"{"t":"pong","id":2,"new_field":true}"#;
-    assert_eq!(
-        frame::decode_server(json).unwrap(),
-        ServerFrame::Pong { id: 2 }
-    );
+    assert_eq!(frame::decode_server(json).unwrap(), ServerFrame::Pong { id: 2 });
 }
 
 #[test]
@@ -178,18 +128,7 @@ fn malformed_client_frames_are_errors() {
 #[test]
 fn debug_output_redacts_tokens() {
     let login = format!("{:?}", ClientFrame::Login(login()));
-    assert!(
-        !login.contains("04AAAA")
-            && login.contains("<6 bytes redacted>")
-            && login.contains("alice"),
-        "{login}"
-    );
-    let renew = format!(
-        "{:?}",
-        ClientFrame::RenewToken {
-            id: 1,
-            token: "04SECRET".into()
-        }
-    );
+    assert!(!login.contains("04AAAA") && login.contains("<6 bytes redacted>") && login.contains("alice"), "{login}");
+    let renew = format!("{:?}", ClientFrame::RenewToken { id: 1, token: "04SECRET".into() });
     assert!(!renew.contains("04SECRET"), "{renew}");
 }

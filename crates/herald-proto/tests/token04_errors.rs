@@ -48,35 +48,15 @@ fn the_vectors_are_valid_to_start_with() {
 
 #[test]
 fn version_mismatch() {
-    for bad in [
-        "",
-        "0",
-        "4AAAA",
-        "03AAAAAGVT",
-        "05AAAA",
-        &CBC[1..],
-        &format!(" {CBC}"),
-    ] {
-        assert_eq!(
-            verify(bad).unwrap_err(),
-            TokenError::VersionMismatch,
-            "{bad:?}"
-        );
+    for bad in ["", "0", "4AAAA", "03AAAAAGVT", "05AAAA", &CBC[1..], &format!(" {CBC}")] {
+        assert_eq!(verify(bad).unwrap_err(), TokenError::VersionMismatch, "{bad:?}");
     }
     assert_eq!(verify("03x").unwrap_err().sdk_code(), 6000107);
 }
 
 #[test]
 fn bad_base64() {
-    for bad in [
-        "04!!!!",
-        "04AAAA*AAA",
-        "04A",
-        "04AAAAA",
-        "04AAAA====",
-        "04-_-_",
-        &format!("{CBC}\n"),
-    ] {
+    for bad in ["04!!!!", "04AAAA*AAA", "04A", "04AAAAA", "04AAAA====", "04-_-_", &format!("{CBC}\n")] {
         assert_eq!(verify(bad).unwrap_err(), TokenError::BadBase64, "{bad:?}");
     }
 }
@@ -90,48 +70,26 @@ fn padding_may_be_stripped() {
 fn truncated_at_every_length() {
     let cbc = buffer(CBC);
     for len in 0..cbc.len() {
-        assert_eq!(
-            verify(&token(&cbc[..len])).unwrap_err(),
-            TokenError::Truncated,
-            "cbc prefix {len}"
-        );
+        assert_eq!(verify(&token(&cbc[..len])).unwrap_err(), TokenError::Truncated, "cbc prefix {len}");
     }
     // A GCM buffer without its mode byte would parse as CBC with a 12-byte IV, so stop before it.
     let gcm = buffer(GCM);
     for len in 0..gcm.len() - 1 {
-        assert_eq!(
-            verify(&token(&gcm[..len])).unwrap_err(),
-            TokenError::Truncated,
-            "gcm prefix {len}"
-        );
+        assert_eq!(verify(&token(&gcm[..len])).unwrap_err(), TokenError::Truncated, "gcm prefix {len}");
     }
     assert_eq!(
         verify(&token(&gcm[..gcm.len() - 1])).unwrap_err(),
-        TokenError::BadIvLength {
-            mode: Mode::Cbc,
-            expected: 16,
-            found: 12
-        }
+        TokenError::BadIvLength { mode: Mode::Cbc, expected: 16, found: 12 }
     );
     assert_eq!(verify(&token(&cbc[..50])).unwrap_err().sdk_code(), 6000103);
 }
 
 #[test]
 fn trailing_bytes() {
-    for (base, extra) in [
-        (CBC, &[0x02][..]),
-        (CBC, &[0, 0]),
-        (CBC, &[1, 0]),
-        (GCM, &[0]),
-        (GCM, &[1]),
-    ] {
+    for (base, extra) in [(CBC, &[0x02][..]), (CBC, &[0, 0]), (CBC, &[1, 0]), (GCM, &[0]), (GCM, &[1])] {
         let mut buf = buffer(base);
         buf.extend_from_slice(extra);
-        assert_eq!(
-            verify(&token(&buf)).unwrap_err(),
-            TokenError::TrailingBytes,
-            "{extra:?}"
-        );
+        assert_eq!(verify(&token(&buf)).unwrap_err(), TokenError::TrailingBytes, "{extra:?}");
     }
     // A lone 0x00 after a CBC ciphertext is tolerated (spec §5.3).
     let mut buf = buffer(CBC);
@@ -142,11 +100,7 @@ fn trailing_bytes() {
 #[test]
 fn bad_secret_length() {
     for secret in ["", "short", &SECRET[..31], &format!("{SECRET}0")] {
-        assert_eq!(
-            token04::decode(CBC, secret).unwrap_err(),
-            TokenError::BadSecretLength,
-            "{secret:?}"
-        );
+        assert_eq!(token04::decode(CBC, secret).unwrap_err(), TokenError::BadSecretLength, "{secret:?}");
     }
 }
 
@@ -155,34 +109,20 @@ fn wrong_iv_length_for_the_mode() {
     // A CBC layout marked as GCM: the 16-byte IV cannot be a GCM nonce.
     let mut buf = buffer(CBC);
     buf.push(1);
-    assert_eq!(
-        verify(&token(&buf)).unwrap_err(),
-        TokenError::BadIvLength {
-            mode: Mode::Gcm,
-            expected: 12,
-            found: 16
-        }
-    );
+    assert_eq!(verify(&token(&buf)).unwrap_err(), TokenError::BadIvLength { mode: Mode::Gcm, expected: 12, found: 16 });
 }
 
 #[test]
 fn decrypt_failed() {
     for t in [CBC, GCM] {
-        assert_eq!(
-            token04::verify(t, OTHER_SECRET, APP, "user1", NOW).unwrap_err(),
-            TokenError::DecryptFailed
-        );
+        assert_eq!(token04::verify(t, OTHER_SECRET, APP, "user1", NOW).unwrap_err(), TokenError::DecryptFailed);
     }
     // GCM authenticates every byte of the ciphertext and tag.
     let gcm = buffer(GCM);
     for at in [24, 60, gcm.len() - 2] {
         let mut buf = gcm.clone();
         buf[at] ^= 1;
-        assert_eq!(
-            verify(&token(&buf)).unwrap_err(),
-            TokenError::DecryptFailed,
-            "byte {at}"
-        );
+        assert_eq!(verify(&token(&buf)).unwrap_err(), TokenError::DecryptFailed, "byte {at}");
     }
     // The nonce is authenticated through the key stream.
     let mut buf = gcm.clone();
@@ -213,17 +153,11 @@ fn bad_json() {
         let err = verify(&cbc_token(plaintext)).unwrap_err();
         assert!(matches!(err, TokenError::BadJson(_)), "{err:?}");
         assert_eq!(err.sdk_code(), 6000103);
-        assert!(
-            err.to_string()
-                .starts_with("token plaintext is not valid claims JSON: "),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("token plaintext is not valid claims JSON: "), "{err}");
     }
     // Same through GCM.
     let nonce = [7u8; 12];
-    let ct = aes_gcm::Aes256Gcm::new(SECRET.as_bytes().into())
-        .encrypt((&nonce).into(), &b"{}"[..])
-        .unwrap();
+    let ct = aes_gcm::Aes256Gcm::new(SECRET.as_bytes().into()).encrypt((&nonce).into(), &b"{}"[..]).unwrap();
     let mut buf = 0i64.to_be_bytes().to_vec();
     buf.extend_from_slice(&12u16.to_be_bytes());
     buf.extend_from_slice(&nonce);
@@ -236,7 +170,8 @@ fn bad_json() {
 #[test]
 fn claims_parse_in_any_key_order_without_payload_and_with_extra_keys() {
     // Go's key order, the web sample's missing payload, and a key from some future generator.
-    let plaintext = br#"{"app_id":1234567890,"user_id":"user1","ctime":1700000000,"expire":1700003600,"nonce":-5,"extra":[1]}"#;
+    let plaintext =
+        br#"{"app_id":1234567890,"user_id":"user1","ctime":1700000000,"expire":1700003600,"nonce":-5,"extra":[1]}"#;
     let decoded = verify(&cbc_token(plaintext)).unwrap();
     assert_eq!(decoded.claims.nonce, -5);
     assert_eq!(decoded.claims.payload, "");
@@ -251,35 +186,23 @@ fn expiry_is_judged_on_the_encrypted_claims_not_the_outer_header() {
     assert_eq!(token04::decode(&t, SECRET).unwrap().outer_expire, i64::MAX);
     assert_eq!(
         token04::verify(&t, SECRET, APP, "user1", 1700003600),
-        Err(TokenError::Expired {
-            expire: 1700003600,
-            now: 1700003600
-        })
+        Err(TokenError::Expired { expire: 1700003600, now: 1700003600 })
     );
 }
 
 #[test]
 fn mismatches_and_expiry_have_their_sdk_codes() {
     let app = token04::verify(CBC, SECRET, 1, "user1", NOW).unwrap_err();
-    assert_eq!(
-        (app.sdk_code(), app.to_string().as_str()),
-        (6000101, "token was issued for app 1234567890, not app 1")
-    );
+    assert_eq!((app.sdk_code(), app.to_string().as_str()), (6000101, "token was issued for app 1234567890, not app 1"));
     let user = token04::verify(CBC, SECRET, APP, "bob", NOW).unwrap_err();
     assert_eq!(
         (user.sdk_code(), user.to_string().as_str()),
-        (
-            6000103,
-            "token was issued for user \"user1\", not user \"bob\""
-        )
+        (6000103, "token was issued for user \"user1\", not user \"bob\"")
     );
     let expired = token04::verify(GCM, SECRET, APP, "user1", 1700003600).unwrap_err();
     assert_eq!(
         (expired.sdk_code(), expired.to_string().as_str()),
-        (
-            6000106,
-            "token expired at 1700003600 (Unix seconds); it is now 1700003600"
-        )
+        (6000106, "token expired at 1700003600 (Unix seconds); it is now 1700003600")
     );
 }
 
@@ -291,29 +214,16 @@ fn every_error_message_is_a_sentence() {
         TokenError::Truncated,
         TokenError::TrailingBytes,
         TokenError::BadSecretLength,
-        TokenError::BadIvLength {
-            mode: Mode::Cbc,
-            expected: 16,
-            found: 3,
-        },
+        TokenError::BadIvLength { mode: Mode::Cbc, expected: 16, found: 3 },
         TokenError::DecryptFailed,
         TokenError::BadJson("missing field `user_id`".into()),
-        TokenError::AppIdMismatch {
-            expected: 1,
-            found: 2,
-        },
-        TokenError::UserIdMismatch {
-            expected: "a".into(),
-            found: "b".into(),
-        },
+        TokenError::AppIdMismatch { expected: 1, found: 2 },
+        TokenError::UserIdMismatch { expected: "a".into(), found: "b".into() },
         TokenError::Expired { expire: 1, now: 2 },
         TokenError::InvalidInput("ttl must be positive, got 0 s".into()),
     ];
     for err in errors {
         let msg = err.to_string();
-        assert!(
-            msg.len() > 20 && msg.starts_with(|c: char| c.is_lowercase()) && !msg.ends_with('.'),
-            "{msg}"
-        );
+        assert!(msg.len() > 20 && msg.starts_with(|c: char| c.is_lowercase()) && !msg.ends_with('.'), "{msg}");
     }
 }

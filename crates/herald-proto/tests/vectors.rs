@@ -1,8 +1,6 @@
 //! The shared test vectors (copied from the spec into tests/vectors.json), checked byte for byte.
 
-use herald_proto::signature::{
-    api_signature, callback_signature, verify_api_signature, verify_callback_signature,
-};
+use herald_proto::signature::{api_signature, callback_signature, verify_api_signature, verify_callback_signature};
 use herald_proto::token04::{self, Claims, Iv, Mode, TokenError};
 use serde_json::Value;
 
@@ -17,61 +15,32 @@ fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} is not a string"))
+    v[key].as_str().unwrap_or_else(|| panic!("{key} is not a string"))
 }
 
 fn i(v: &Value, key: &str) -> i64 {
-    v[key]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{key} is not an integer"))
+    v[key].as_i64().unwrap_or_else(|| panic!("{key} is not an integer"))
 }
 
 #[test]
 fn server_api_signature() {
     for case in list(&vectors(), "server_api_signature") {
         let app_id = u32::try_from(i(case, "app_id")).unwrap();
-        let (nonce, secret, ts) = (
-            s(case, "signature_nonce"),
-            s(case, "server_secret"),
-            i(case, "timestamp"),
-        );
+        let (nonce, secret, ts) = (s(case, "signature_nonce"), s(case, "server_secret"), i(case, "timestamp"));
         let expected = s(case, "signature");
         assert_eq!(api_signature(app_id, nonce, secret, ts), expected);
         assert!(verify_api_signature(app_id, nonce, secret, ts, expected));
-        assert!(verify_api_signature(
-            app_id,
-            nonce,
-            secret,
-            ts,
-            &expected.to_uppercase()
-        ));
-        assert!(!verify_api_signature(
-            app_id,
-            nonce,
-            secret,
-            ts + 1,
-            expected
-        ));
+        assert!(verify_api_signature(app_id, nonce, secret, ts, &expected.to_uppercase()));
+        assert!(!verify_api_signature(app_id, nonce, secret, ts + 1, expected));
     }
 }
 
 #[test]
 fn callback_signature_vector() {
     for case in list(&vectors(), "callback_signature") {
-        let (secret, ts, nonce) = (
-            s(case, "callback_secret"),
-            i(case, "timestamp"),
-            s(case, "nonce"),
-        );
+        let (secret, ts, nonce) = (s(case, "callback_secret"), i(case, "timestamp"), s(case, "nonce"));
         assert_eq!(callback_signature(secret, ts, nonce), s(case, "signature"));
-        assert!(verify_callback_signature(
-            secret,
-            ts,
-            nonce,
-            s(case, "signature")
-        ));
+        assert!(verify_callback_signature(secret, ts, nonce, s(case, "signature")));
     }
 }
 
@@ -100,12 +69,7 @@ fn token_cases() -> Vec<TokenCase> {
             let mode: Mode = s(case, "mode").parse().unwrap();
             let iv = match mode {
                 Mode::Cbc => Iv::Cbc(s(case, "iv").as_bytes().try_into().unwrap()),
-                Mode::Gcm => Iv::Gcm(
-                    hex::decode(s(case, "gcm_nonce_hex"))
-                        .unwrap()
-                        .try_into()
-                        .unwrap(),
-                ),
+                Mode::Gcm => Iv::Gcm(hex::decode(s(case, "gcm_nonce_hex")).unwrap().try_into().unwrap()),
             };
             TokenCase {
                 claims,
@@ -113,10 +77,7 @@ fn token_cases() -> Vec<TokenCase> {
                 iv,
                 token: s(case, "token").to_owned(),
                 mode,
-                plaintext: case
-                    .get("plaintext")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
+                plaintext: case.get("plaintext").and_then(Value::as_str).map(str::to_owned),
             }
         })
         .collect()
@@ -127,12 +88,7 @@ fn token04_vectors_encode_byte_for_byte() {
     let cases = token_cases();
     assert!(cases.iter().any(|c| c.mode == Mode::Cbc) && cases.iter().any(|c| c.mode == Mode::Gcm));
     for case in &cases {
-        assert_eq!(
-            token04::encode_with(&case.secret, &case.claims, &case.iv).unwrap(),
-            case.token,
-            "{}",
-            case.mode
-        );
+        assert_eq!(token04::encode_with(&case.secret, &case.claims, &case.iv).unwrap(), case.token, "{}", case.mode);
         if let Some(plaintext) = &case.plaintext {
             // The Python generator's compact JSON, which is also what CBC encrypts.
             assert_eq!(&serde_json::to_string(&case.claims).unwrap(), plaintext);
@@ -151,33 +107,21 @@ fn token04_vectors_decode_and_verify_with_an_injected_clock() {
 
         // Valid from issue until one second before expiry; expired at and after `expire`.
         for now in [c.ctime, c.expire - 1] {
-            assert_eq!(
-                token04::verify(&case.token, &case.secret, c.app_id, &c.user_id, now).unwrap(),
-                decoded
-            );
+            assert_eq!(token04::verify(&case.token, &case.secret, c.app_id, &c.user_id, now).unwrap(), decoded);
         }
         for now in [c.expire, c.expire + 1_000_000] {
             assert_eq!(
                 token04::verify(&case.token, &case.secret, c.app_id, &c.user_id, now),
-                Err(TokenError::Expired {
-                    expire: c.expire,
-                    now
-                })
+                Err(TokenError::Expired { expire: c.expire, now })
             );
         }
         assert_eq!(
             token04::verify(&case.token, &case.secret, c.app_id + 1, &c.user_id, c.ctime),
-            Err(TokenError::AppIdMismatch {
-                expected: c.app_id + 1,
-                found: c.app_id
-            })
+            Err(TokenError::AppIdMismatch { expected: c.app_id + 1, found: c.app_id })
         );
         assert_eq!(
             token04::verify(&case.token, &case.secret, c.app_id, "user2", c.ctime),
-            Err(TokenError::UserIdMismatch {
-                expected: "user2".into(),
-                found: c.user_id.clone()
-            })
+            Err(TokenError::UserIdMismatch { expected: "user2".into(), found: c.user_id.clone() })
         );
     }
 }

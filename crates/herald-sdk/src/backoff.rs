@@ -20,19 +20,13 @@ impl Backoff {
 
     /// The wait before the next attempt, or `None` once `max_attempts` are spent.
     pub(crate) fn next_delay(&mut self) -> Option<Duration> {
-        if self
-            .policy
-            .max_attempts
-            .is_some_and(|max| self.attempt >= max)
-        {
+        if self.policy.max_attempts.is_some_and(|max| self.attempt >= max) {
             return None;
         }
         let ceiling = self.ceiling(self.attempt);
         self.attempt = self.attempt.saturating_add(1);
         let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        Some(Duration::from_millis(
-            rand::thread_rng().gen_range(0..=millis),
-        ))
+        Some(Duration::from_millis(rand::thread_rng().gen_range(0..=millis)))
     }
 
     /// A login succeeded: the next outage starts again from the smallest wait.

@@ -44,13 +44,9 @@ impl Client {
                         state: ConnectionState::Connected,
                         session_id: Some(accepted.session_id.clone()),
                     });
-                    let session =
-                        Session::new(config, commands_rx, events_tx, status_tx, url_index, id + 1);
+                    let session = Session::new(config, commands_rx, events_tx, status_tx, url_index, id + 1);
                     tokio::spawn(session.run(ws, accepted));
-                    let client = Client {
-                        commands: commands_tx,
-                        status: status_rx,
-                    };
+                    let client = Client { commands: commands_tx, status: status_rx };
                     return Ok((client, Events(events_rx)));
                 }
                 Err(failure) => {
@@ -73,12 +69,8 @@ impl Client {
     ///
     /// Called while reconnecting, it waits for the next login.
     pub async fn set_push_id(&self, push_id: &str, provider: &str) -> Result<(), SdkError> {
-        self.call(|reply| Command::SetPushId {
-            push_id: push_id.to_owned(),
-            provider: provider.to_owned(),
-            reply,
-        })
-        .await
+        self.call(|reply| Command::SetPushId { push_id: push_id.to_owned(), provider: provider.to_owned(), reply })
+            .await
     }
 
     /// Replaces the session's token (ZIM `renewToken`) and returns the new expiry, Unix seconds.
@@ -87,11 +79,7 @@ impl Client {
     /// Called while reconnecting, the token is used for the next login and its expiry returned
     /// from there.
     pub async fn renew_token(&self, token: &str) -> Result<i64, SdkError> {
-        self.call(|reply| Command::RenewToken {
-            token: token.to_owned(),
-            reply,
-        })
-        .await
+        self.call(|reply| Command::RenewToken { token: token.to_owned(), reply }).await
     }
 
     /// Logs out: the server removes this device's push binding and closes the connection. The
@@ -120,10 +108,7 @@ impl Client {
         command: impl FnOnce(oneshot::Sender<Result<T, SdkError>>) -> Command,
     ) -> Result<T, SdkError> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(command(reply))
-            .await
-            .map_err(|_| SdkError::LoggedOut)?;
+        self.commands.send(command(reply)).await.map_err(|_| SdkError::LoggedOut)?;
         answer.await.unwrap_or(Err(SdkError::LoggedOut))
     }
 }

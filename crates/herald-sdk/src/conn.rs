@@ -36,12 +36,7 @@ impl Accepted {
         // Guard against a zero or nonsensical advertisement rather than spinning on pings.
         let heartbeat = Duration::from_millis(heartbeat_ms).max(Duration::from_millis(100));
         let silence_limit = Duration::from_millis(timeout_ms).max(2 * heartbeat);
-        Self {
-            session_id,
-            heartbeat,
-            silence_limit,
-            token_expire,
-        }
+        Self { session_id, heartbeat, silence_limit, token_expire }
     }
 }
 
@@ -55,32 +50,22 @@ pub(crate) struct Failure {
 
 impl Failure {
     fn transient(error: SdkError) -> Self {
-        Self {
-            error,
-            terminal: None,
-        }
+        Self { error, terminal: None }
     }
 }
 
 /// Parses a URL the way a connection attempt will, so `ClientConfig::validate` can refuse it.
 pub(crate) fn check_url(url: &str) -> Result<(), SdkError> {
-    url.into_client_request()
-        .map(drop)
-        .map_err(|e| SdkError::Config(format!("bad url {url:?}: {e}")))
+    url.into_client_request().map(drop).map_err(|e| SdkError::Config(format!("bad url {url:?}: {e}")))
 }
 
 /// Connects to `url`, sends `login` as request `id` and waits for the verdict, all within
 /// `config.login_timeout`.
-pub(crate) async fn login(
-    url: &str,
-    config: &ClientConfig,
-    id: u64,
-) -> Result<(Ws, Accepted), Failure> {
+pub(crate) async fn login(url: &str, config: &ClientConfig, id: u64) -> Result<(Ws, Accepted), Failure> {
     // An `error` frame comes before the close that says whether it is final; keep it so a
     // timeout or a dropped socket after it still reports the server's reason.
     let mut refusal: Option<SdkError> = None;
-    let attempt =
-        tokio::time::timeout(config.login_timeout, attempt(url, config, id, &mut refusal)).await;
+    let attempt = tokio::time::timeout(config.login_timeout, attempt(url, config, id, &mut refusal)).await;
     match attempt {
         Ok(result) => result,
         Err(_elapsed) => Err(match refusal {
@@ -100,10 +85,7 @@ async fn attempt(
         error: SdkError::Config(format!("bad url {url:?}: {e}")),
         terminal: Some(ConnectionEvent::KickedOut),
     })?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
     let (mut ws, _response) = tokio_tungstenite::connect_async(request)
         .await
         .map_err(|e| Failure::transient(SdkError::Connect(format!("{url}: {e}"))))?;
@@ -118,9 +100,7 @@ async fn attempt(
         device_id: config.device_id.clone(),
         user_name: config.user_name.clone(),
     });
-    send(&mut ws, &frame)
-        .await
-        .map_err(|e| Failure::transient(SdkError::Connect(e.to_string())))?;
+    send(&mut ws, &frame).await.map_err(|e| Failure::transient(SdkError::Connect(e.to_string())))?;
 
     loop {
         let message = match ws.next().await {
@@ -131,15 +111,9 @@ async fn attempt(
         match message {
             Message::Text(text) => match decode_server(text.as_bytes()) {
                 Ok(ServerFrame::LoginOk {
-                    id: answered,
-                    session_id,
-                    heartbeat_ms,
-                    timeout_ms,
-                    token_expire,
-                    ..
+                    id: answered, session_id, heartbeat_ms, timeout_ms, token_expire, ..
                 }) if answered == id => {
-                    let accepted =
-                        Accepted::new(session_id, heartbeat_ms, timeout_ms, token_expire);
+                    let accepted = Accepted::new(session_id, heartbeat_ms, timeout_ms, token_expire);
                     return Ok((ws, accepted));
                 }
                 Ok(ServerFrame::Error { code, message, .. }) => {
@@ -151,10 +125,7 @@ async fn attempt(
             Message::Close(frame) => {
                 let (code, reason) = close_parts(frame.as_ref());
                 let error = refusal.take().unwrap_or(SdkError::Closed { code, reason });
-                return Err(Failure {
-                    terminal: terminal_event(code, &error),
-                    error,
-                });
+                return Err(Failure { terminal: terminal_event(code, &error), error });
             }
             _ => {}
         }
@@ -175,10 +146,7 @@ fn refused(error: SdkError) -> Failure {
         SdkError::Server { code, .. } => token_event(*code),
         _ => ConnectionEvent::KickedOut,
     };
-    Failure {
-        error,
-        terminal: Some(event),
-    }
+    Failure { error, terminal: Some(event) }
 }
 
 fn token_event(code: u32) -> ConnectionEvent {
@@ -217,10 +185,7 @@ pub(crate) fn close_parts(frame: Option<&CloseFrame>) -> (u16, String) {
 }
 
 /// Sends one client frame as a text message.
-pub(crate) async fn send(
-    ws: &mut Ws,
-    frame: &ClientFrame,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+pub(crate) async fn send(ws: &mut Ws, frame: &ClientFrame) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     let json = String::from_utf8(encode_client(frame)).expect("serde_json writes UTF-8");
     ws.send(Message::text(json)).await
 }

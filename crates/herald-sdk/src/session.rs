@@ -26,18 +26,9 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, SdkError>>;
 /// What a [`Client`](crate::Client) asks of the task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    SetPushId {
-        push_id: String,
-        provider: String,
-        reply: Reply<()>,
-    },
-    RenewToken {
-        token: String,
-        reply: Reply<i64>,
-    },
-    Logout {
-        reply: Reply<()>,
-    },
+    SetPushId { push_id: String, provider: String, reply: Reply<()> },
+    RenewToken { token: String, reply: Reply<i64> },
+    Logout { reply: Reply<()> },
 }
 
 /// What handles can read without asking the task.
@@ -124,18 +115,8 @@ impl Session {
 
     /// Runs the session from its first accepted login until it ends for good.
     pub(crate) async fn run(mut self, ws: Ws, accepted: Accepted) {
-        self.emit_state(
-            ConnectionState::Connecting,
-            ConnectionEvent::ActiveLogin,
-            String::new(),
-        )
-        .await;
-        self.emit_state(
-            ConnectionState::Connected,
-            ConnectionEvent::Success,
-            String::new(),
-        )
-        .await;
+        self.emit_state(ConnectionState::Connecting, ConnectionEvent::ActiveLogin, String::new()).await;
+        self.emit_state(ConnectionState::Connected, ConnectionEvent::Success, String::new()).await;
         let mut connection = Some((ws, accepted));
         loop {
             let (ws, accepted) = match connection.take() {
@@ -149,12 +130,8 @@ impl Session {
                 Ended::Interrupted(extended_data) => {
                     self.requeue_pending();
                     self.set_status(ConnectionState::Reconnecting, None);
-                    self.emit_state(
-                        ConnectionState::Reconnecting,
-                        ConnectionEvent::LoginInterrupted,
-                        extended_data,
-                    )
-                    .await;
+                    self.emit_state(ConnectionState::Reconnecting, ConnectionEvent::LoginInterrupted, extended_data)
+                        .await;
                 }
                 end => return self.finish(end).await,
             }
@@ -185,21 +162,13 @@ impl Session {
                 Ok((ws, accepted)) => {
                     tracing::info!(%url, session_id = %accepted.session_id, "reconnected");
                     self.backoff.reset();
-                    self.emit_state(
-                        ConnectionState::Connected,
-                        ConnectionEvent::Success,
-                        String::new(),
-                    )
-                    .await;
+                    self.emit_state(ConnectionState::Connected, ConnectionEvent::Success, String::new()).await;
                     return Ok((ws, accepted));
                 }
                 Err(failure) => {
                     tracing::warn!(%url, error = %failure.error, "reconnect failed");
                     if let Some(event) = failure.terminal {
-                        return Err(Ended::Terminal {
-                            event,
-                            error: failure.error,
-                        });
+                        return Err(Ended::Terminal { event, error: failure.error });
                     }
                     last_error = failure.error;
                 }
@@ -209,10 +178,7 @@ impl Session {
 
     /// Serves one logged-in connection until it ends.
     async fn serve(&mut self, mut ws: Ws, accepted: Accepted) -> Ended {
-        self.set_status(
-            ConnectionState::Connected,
-            Some(accepted.session_id.clone()),
-        );
+        self.set_status(ConnectionState::Connected, Some(accepted.session_id.clone()));
         if let Err(end) = self.after_login(&mut ws, &accepted).await {
             return end;
         }
@@ -252,19 +218,13 @@ impl Session {
         if let Some((push_id, provider)) = self.push_id.clone() {
             let id = self.next_id();
             let waiting = mem::take(&mut self.waiting.push_id);
-            let frame = ClientFrame::SetPushId {
-                id,
-                push_id,
-                provider,
-            };
-            self.request(ws, id, frame, Pending::PushId(waiting))
-                .await?;
+            let frame = ClientFrame::SetPushId { id, push_id, provider };
+            self.request(ws, id, frame, Pending::PushId(waiting)).await?;
         }
         let logout = mem::take(&mut self.waiting.logout);
         if !logout.is_empty() {
             let id = self.next_id();
-            self.request(ws, id, ClientFrame::Logout { id }, Pending::Logout(logout))
-                .await?;
+            self.request(ws, id, ClientFrame::Logout { id }, Pending::Logout(logout)).await?;
         }
         Ok(())
     }
@@ -304,25 +264,19 @@ impl Session {
                     tracing::debug!(message_id = %msg.message_id, "duplicate broadcast dropped");
                 }
             }
-            ServerFrame::TokenWillExpire { seconds } => {
-                self.emit(Event::TokenWillExpire { seconds }).await
-            }
+            ServerFrame::TokenWillExpire { seconds } => self.emit(Event::TokenWillExpire { seconds }).await,
             ServerFrame::Pong { id } => {
                 self.pending.remove(&id);
             }
             ServerFrame::Ack { id, token_expire } => match self.pending.remove(&id) {
-                Some(Pending::PushId(replies)) => {
-                    replies.into_iter().for_each(|r| drop(r.send(Ok(()))))
-                }
+                Some(Pending::PushId(replies)) => replies.into_iter().for_each(|r| drop(r.send(Ok(())))),
                 Some(Pending::Renew { token, reply }) => {
                     let answer = match token_expire {
                         Some(expire) => {
                             self.config.token = token;
                             Ok(expire)
                         }
-                        None => Err(SdkError::Protocol(
-                            "renew_token ack without token_expire".to_owned(),
-                        )),
+                        None => Err(SdkError::Protocol("renew_token ack without token_expire".to_owned())),
                     };
                     let _ = reply.send(answer);
                 }
@@ -339,15 +293,11 @@ impl Session {
                     Some(Pending::PushId(replies)) => {
                         // Refused once, refused after every reconnect: forget it.
                         self.push_id = None;
-                        replies
-                            .into_iter()
-                            .for_each(|r| drop(r.send(Err(error.clone()))));
+                        replies.into_iter().for_each(|r| drop(r.send(Err(error.clone()))));
                     }
                     Some(Pending::Renew { reply, .. }) => drop(reply.send(Err(error))),
                     Some(Pending::Logout(replies)) => {
-                        replies
-                            .into_iter()
-                            .for_each(|r| drop(r.send(Err(error.clone()))));
+                        replies.into_iter().for_each(|r| drop(r.send(Err(error.clone()))));
                     }
                     Some(Pending::Ping) | None => tracing::warn!(id, %error, "server error"),
                 }
@@ -358,10 +308,7 @@ impl Session {
     }
 
     fn on_close(&mut self, code: u16, reason: String) -> Ended {
-        let logging_out = self
-            .pending
-            .values()
-            .any(|p| matches!(p, Pending::Logout(_)));
+        let logging_out = self.pending.values().any(|p| matches!(p, Pending::Logout(_)));
         if code == herald_proto::close::NORMAL && logging_out {
             // The ack was lost but the server did log us out.
             let replies = self.pending.drain().flat_map(|(_, p)| match p {
@@ -383,62 +330,31 @@ impl Session {
         };
         let id = self.next_id();
         match command {
-            Command::SetPushId {
-                push_id,
-                provider,
-                reply,
-            } => {
+            Command::SetPushId { push_id, provider, reply } => {
                 self.push_id = Some((push_id.clone(), provider.clone()));
-                let frame = ClientFrame::SetPushId {
-                    id,
-                    push_id,
-                    provider,
-                };
-                self.request(ws, id, frame, Pending::PushId(vec![reply]))
-                    .await
+                let frame = ClientFrame::SetPushId { id, push_id, provider };
+                self.request(ws, id, frame, Pending::PushId(vec![reply])).await
             }
             Command::RenewToken { token, reply } => {
-                let frame = ClientFrame::RenewToken {
-                    id,
-                    token: token.clone(),
-                };
-                self.request(ws, id, frame, Pending::Renew { token, reply })
-                    .await
+                let frame = ClientFrame::RenewToken { id, token: token.clone() };
+                self.request(ws, id, frame, Pending::Renew { token, reply }).await
             }
             Command::Logout { reply } => {
-                self.request(
-                    ws,
-                    id,
-                    ClientFrame::Logout { id },
-                    Pending::Logout(vec![reply]),
-                )
-                .await
+                self.request(ws, id, ClientFrame::Logout { id }, Pending::Logout(vec![reply])).await
             }
         }
     }
 
     /// Records the request before sending it, so a failed send leaves it to be retried.
-    async fn request(
-        &mut self,
-        ws: &mut Ws,
-        id: u64,
-        frame: ClientFrame,
-        pending: Pending,
-    ) -> Result<(), Ended> {
+    async fn request(&mut self, ws: &mut Ws, id: u64, frame: ClientFrame, pending: Pending) -> Result<(), Ended> {
         self.pending.insert(id, pending);
-        conn::send(ws, &frame)
-            .await
-            .map_err(|e| interrupted(&e.to_string()))
+        conn::send(ws, &frame).await.map_err(|e| interrupted(&e.to_string()))
     }
 
     /// Takes a request that arrived while no connection was up.
     fn defer(&mut self, command: Command) {
         match command {
-            Command::SetPushId {
-                push_id,
-                provider,
-                reply,
-            } => {
+            Command::SetPushId { push_id, provider, reply } => {
                 self.push_id = Some((push_id, provider));
                 self.waiting.push_id.push(reply);
             }
@@ -482,35 +398,23 @@ impl Session {
                 replies.into_iter().for_each(|r| drop(r.send(Ok(()))));
                 (ConnectionEvent::Success, SdkError::LoggedOut, String::new())
             }
-            Ended::Dropped | Ended::Interrupted(_) => {
-                (ConnectionEvent::Success, SdkError::LoggedOut, String::new())
-            }
+            Ended::Dropped | Ended::Interrupted(_) => (ConnectionEvent::Success, SdkError::LoggedOut, String::new()),
         };
         tracing::info!(?event, %error, "session ended");
         self.requeue_pending();
         let waiting = mem::take(&mut self.waiting);
-        waiting
-            .push_id
-            .into_iter()
-            .chain(waiting.logout)
-            .for_each(|r| drop(r.send(Err(error.clone()))));
-        waiting
-            .renew
-            .into_iter()
-            .for_each(|r| drop(r.send(Err(error.clone()))));
+        waiting.push_id.into_iter().chain(waiting.logout).for_each(|r| drop(r.send(Err(error.clone()))));
+        waiting.renew.into_iter().for_each(|r| drop(r.send(Err(error.clone()))));
         // Requests still queued in the channel get the same answer.
         self.commands.close();
         while let Ok(command) = self.commands.try_recv() {
             match command {
-                Command::SetPushId { reply, .. } | Command::Logout { reply } => {
-                    drop(reply.send(Err(error.clone())))
-                }
+                Command::SetPushId { reply, .. } | Command::Logout { reply } => drop(reply.send(Err(error.clone()))),
                 Command::RenewToken { reply, .. } => drop(reply.send(Err(error.clone()))),
             }
         }
         self.set_status(ConnectionState::Disconnected, None);
-        self.emit_state(ConnectionState::Disconnected, event, extended_data)
-            .await;
+        self.emit_state(ConnectionState::Disconnected, event, extended_data).await;
     }
 
     fn next_id(&mut self) -> u64 {
@@ -523,18 +427,8 @@ impl Session {
         self.status.send_replace(Status { state, session_id });
     }
 
-    async fn emit_state(
-        &self,
-        state: ConnectionState,
-        event: ConnectionEvent,
-        extended_data: String,
-    ) {
-        self.emit(Event::ConnectionStateChanged {
-            state,
-            event,
-            extended_data,
-        })
-        .await;
+    async fn emit_state(&self, state: ConnectionState, event: ConnectionEvent, extended_data: String) {
+        self.emit(Event::ConnectionStateChanged { state, event, extended_data }).await;
     }
 
     /// Waits for room in the event channel: back-pressure instead of an unbounded buffer. An app
@@ -551,10 +445,7 @@ fn interrupted(detail: &str) -> Ended {
 /// Sends a close frame and waits briefly for the server's, without caring how it goes: the
 /// connection is being abandoned either way.
 async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
+    let frame = CloseFrame { code, reason: reason.into() };
     let _ = timeout(Duration::from_secs(1), async {
         let _ = ws.close(Some(frame)).await;
         while let Some(Ok(_)) = ws.next().await {}

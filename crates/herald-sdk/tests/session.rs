@@ -5,24 +5,16 @@ mod fake;
 
 use std::time::Duration;
 
-use fake::{dead_url, FakeServer, PATIENCE};
+use fake::{dead_url, ClockHold, FakeServer, PATIENCE};
 use herald_proto::frame::{ClientFrame, ServerFrame};
-use herald_sdk::{
-    Client, ClientConfig, ConnectionEvent, ConnectionState, Event, Events, ReconnectPolicy,
-    SdkError,
-};
-use tokio::time::Instant;
+use herald_sdk::{Client, ClientConfig, ConnectionEvent, ConnectionState, Event, Events, ReconnectPolicy, SdkError};
+use tokio::time::advance;
 
 use ConnectionEvent::*;
 use ConnectionState::*;
 
 fn config<S: AsRef<str>>(urls: &[S]) -> ClientConfig {
-    let mut config = ClientConfig::new(
-        urls.iter().map(|u| u.as_ref().to_owned()),
-        1_234_567,
-        "alice",
-        "token-1",
-    );
+    let mut config = ClientConfig::new(urls.iter().map(|u| u.as_ref().to_owned()), 1_234_567, "alice", "token-1");
     // Fast reconnects so tests on real time stay quick.
     config.reconnect = ReconnectPolicy {
         initial_delay: Duration::from_millis(10),
@@ -33,23 +25,14 @@ fn config<S: AsRef<str>>(urls: &[S]) -> ClientConfig {
 }
 
 async fn next(events: &mut Events) -> Event {
-    tokio::time::timeout(PATIENCE, events.next())
-        .await
-        .expect("no event in time")
-        .expect("events ended")
+    tokio::time::timeout(PATIENCE, events.next()).await.expect("no event in time").expect("events ended")
 }
 
-async fn expect_state(
-    events: &mut Events,
-    state: ConnectionState,
-    event: ConnectionEvent,
-) -> String {
+async fn expect_state(events: &mut Events, state: ConnectionState, event: ConnectionEvent) -> String {
     match next(events).await {
-        Event::ConnectionStateChanged {
-            state: s,
-            event: e,
-            extended_data,
-        } if s == state && e == event => extended_data,
+        Event::ConnectionStateChanged { state: s, event: e, extended_data } if s == state && e == event => {
+            extended_data
+        }
         other => panic!("expected {state:?}/{event:?}, got {other:?}"),
     }
 }
@@ -62,9 +45,7 @@ async fn expect_broadcast(events: &mut Events, message_id: &str) {
 }
 
 async fn expect_end(events: &mut Events) {
-    let end = tokio::time::timeout(PATIENCE, events.next())
-        .await
-        .expect("events did not end");
+    let end = tokio::time::timeout(PATIENCE, events.next()).await.expect("events did not end");
     assert_eq!(end, None);
 }
 
@@ -75,10 +56,7 @@ async fn logged_in_at(server: &mut FakeServer) -> (Client, Events, fake::FakeCon
 }
 
 /// Logs in against `server` and consumes the two login events.
-async fn logged_in(
-    server: &mut FakeServer,
-    config: ClientConfig,
-) -> (Client, Events, fake::FakeConn) {
+async fn logged_in(server: &mut FakeServer, config: ClientConfig) -> (Client, Events, fake::FakeConn) {
     let login = tokio::spawn(Client::login(config));
     let mut conn = server.accept().await;
     conn.accept_login().await;
@@ -114,22 +92,9 @@ async fn login_sends_the_config_and_reports_connected() {
 async fn a_refused_login_returns_the_server_code() {
     let mut server = FakeServer::start().await;
     let login = tokio::spawn(Client::login(config(&[&server.url])));
-    server
-        .accept()
-        .await
-        .refuse_login(herald_proto::code::SDK_TOKEN_EXPIRED, 4502)
-        .await;
+    server.accept().await.refuse_login(herald_proto::code::SDK_TOKEN_EXPIRED, 4502).await;
     let error = login.await.unwrap().unwrap_err();
-    assert!(
-        matches!(
-            error,
-            SdkError::Server {
-                code: 6_000_106,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    assert!(matches!(error, SdkError::Server { code: 6_000_106, .. }), "{error:?}");
 }
 
 #[tokio::test]
@@ -140,10 +105,7 @@ async fn a_terminal_close_during_login_is_returned() {
     conn.recv().await;
     conn.close(4506).await;
     let error = login.await.unwrap().unwrap_err();
-    assert!(
-        matches!(error, SdkError::Closed { code: 4506, .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, SdkError::Closed { code: 4506, .. }), "{error:?}");
 }
 
 #[tokio::test]
@@ -167,47 +129,52 @@ async fn the_first_login_skips_a_dead_url() {
 #[tokio::test]
 async fn invalid_configs_fail_before_connecting() {
     let none: [&str; 0] = [];
-    assert!(matches!(
-        Client::login(config(&none)).await,
-        Err(SdkError::Config(_))
-    ));
-    assert!(matches!(
-        Client::login(config(&["not a url"])).await,
-        Err(SdkError::Config(_))
-    ));
+    assert!(matches!(Client::login(config(&none)).await, Err(SdkError::Config(_))));
+    assert!(matches!(Client::login(config(&["not a url"])).await, Err(SdkError::Config(_))));
 }
 
 #[tokio::test(start_paused = true)]
 async fn pings_every_heartbeat_and_reconnects_when_the_server_goes_silent() {
+    // Time moves only when the test says so; the sockets run in real time meanwhile.
+    let _hold = ClockHold::new();
     let mut server = FakeServer::start().await;
     let login = tokio::spawn(Client::login(config(&[&server.url])));
     let mut conn = server.accept().await;
     conn.accept_login_with(30_000, 100_000).await;
-    let (_client, mut events) = login.await.unwrap().unwrap();
-    let start = Instant::now();
-
-    for n in 1..=3 {
-        let ClientFrame::Ping { id } = conn.recv_patiently().await else {
-            panic!("expected ping")
-        };
-        assert_eq!(start.elapsed(), Duration::from_secs(30 * n));
-        conn.send(ServerFrame::Pong { id }).await;
-    }
-    // Unanswered from here: the client keeps pinging, then gives up 100 s after the last pong.
-    for n in 4..=6 {
-        assert!(matches!(
-            conn.recv_patiently().await,
-            ClientFrame::Ping { .. }
-        ));
-        assert_eq!(start.elapsed(), Duration::from_secs(30 * n));
-    }
-    conn.closed_by_client().await;
-    assert_eq!(start.elapsed(), Duration::from_secs(190));
-
-    server.accept().await.accept_login().await;
+    let (client, mut events) = login.await.unwrap().unwrap();
     expect_state(&mut events, Connecting, ActiveLogin).await;
     expect_state(&mut events, Connected, Success).await;
-    expect_state(&mut events, Reconnecting, LoginInterrupted).await;
+
+    // Request ids: 1 was the login, so the n-th ping is n + 1 and an extra ping would show.
+    for n in 1..=3 {
+        advance(Duration::from_secs(29)).await;
+        assert!(conn.nothing_pending().await, "ping {n} came early");
+        advance(Duration::from_secs(1)).await;
+        let ClientFrame::Ping { id } = conn.recv().await else { panic!("expected ping") };
+        assert_eq!(id, n + 1);
+        conn.send(ServerFrame::Pong { id }).await;
+        // A frame behind the pong: once its event is out, the client has seen the pong.
+        conn.send(ServerFrame::TokenWillExpire { seconds: 1 }).await;
+        assert_eq!(next(&mut events).await, Event::TokenWillExpire { seconds: 1 });
+    }
+
+    // Unanswered from here: the client keeps pinging, then gives up 100 s after the last pong.
+    for n in 4..=6 {
+        advance(Duration::from_secs(30)).await;
+        let ClientFrame::Ping { id } = conn.recv().await else { panic!("expected ping") };
+        assert_eq!(id, n + 1);
+    }
+    advance(Duration::from_secs(9)).await;
+    assert!(conn.nothing_pending().await, "gave up early");
+    assert_eq!(client.state(), Connected);
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(conn.closed_by_client().await, Some(1000));
+    drop(conn);
+    let extended = expect_state(&mut events, Reconnecting, LoginInterrupted).await;
+    assert!(extended.contains("silent"), "{extended}");
+
+    advance(Duration::from_millis(50)).await; // the longest first backoff in this config
+    server.accept().await.accept_login().await;
     expect_state(&mut events, Connected, Success).await;
 }
 
@@ -258,12 +225,7 @@ async fn reconnects_move_to_the_next_url() {
 
 #[tokio::test]
 async fn a_terminal_close_stops_the_session() {
-    for (code, event) in [
-        (4502, TokenExpired),
-        (4501, TokenExpired),
-        (4504, KickedOut),
-        (1000, KickedOut),
-    ] {
+    for (code, event) in [(4502, TokenExpired), (4501, TokenExpired), (4504, KickedOut), (1000, KickedOut)] {
         let mut server = FakeServer::start().await;
         let (client, mut events, mut conn) = logged_in_at(&mut server).await;
         conn.close(code).await;
@@ -273,14 +235,8 @@ async fn a_terminal_close_stops_the_session() {
         expect_end(&mut events).await;
         assert_eq!(client.state(), Disconnected);
         assert_eq!(client.session_id(), None);
-        assert_eq!(
-            client.set_push_id("p", "fcm").await,
-            Err(SdkError::LoggedOut)
-        );
-        assert!(
-            !server.connects_within(Duration::from_millis(200)).await,
-            "reconnected after {code}"
-        );
+        assert_eq!(client.set_push_id("p", "fcm").await, Err(SdkError::LoggedOut));
+        assert!(!server.connects_within(Duration::from_millis(200)).await, "reconnected after {code}");
     }
 }
 
@@ -289,11 +245,7 @@ async fn a_refused_relogin_stops_the_session() {
     let mut server = FakeServer::start().await;
     let (_client, mut events, mut conn) = logged_in_at(&mut server).await;
     conn.close(4000).await;
-    server
-        .accept()
-        .await
-        .refuse_login(herald_proto::code::SDK_TOKEN_EXPIRED, 4502)
-        .await;
+    server.accept().await.refuse_login(herald_proto::code::SDK_TOKEN_EXPIRED, 4502).await;
 
     expect_state(&mut events, Reconnecting, LoginInterrupted).await;
     let extended = expect_state(&mut events, Disconnected, TokenExpired).await;
@@ -324,14 +276,7 @@ async fn the_push_id_is_reported_again_after_a_reconnect() {
         let client = client.clone();
         async move { client.set_push_id("fcm-token", "fcm").await }
     });
-    let ClientFrame::SetPushId {
-        id,
-        push_id,
-        provider,
-    } = conn.recv().await
-    else {
-        panic!("expected set_push_id")
-    };
+    let ClientFrame::SetPushId { id, push_id, provider } = conn.recv().await else { panic!("expected set_push_id") };
     assert_eq!((push_id.as_str(), provider.as_str()), ("fcm-token", "fcm"));
     conn.ack(id).await;
     set.await.unwrap().unwrap();
@@ -339,14 +284,7 @@ async fn the_push_id_is_reported_again_after_a_reconnect() {
     conn.close(4003).await;
     let mut conn = server.accept().await;
     conn.accept_login().await;
-    let ClientFrame::SetPushId {
-        id,
-        push_id,
-        provider,
-    } = conn.recv().await
-    else {
-        panic!("expected set_push_id")
-    };
+    let ClientFrame::SetPushId { id, push_id, provider } = conn.recv().await else { panic!("expected set_push_id") };
     assert_eq!((push_id.as_str(), provider.as_str()), ("fcm-token", "fcm"));
     conn.ack(id).await;
 }
@@ -365,9 +303,7 @@ async fn a_request_cut_off_by_a_reconnect_is_answered_after_it() {
 
     let mut conn = server.accept().await;
     conn.accept_login().await;
-    let ClientFrame::SetPushId { id, .. } = conn.recv().await else {
-        panic!("expected set_push_id")
-    };
+    let ClientFrame::SetPushId { id, .. } = conn.recv().await else { panic!("expected set_push_id") };
     conn.ack(id).await;
     set.await.unwrap().unwrap();
 }
@@ -381,37 +317,18 @@ async fn a_refused_push_id_is_returned_and_forgotten() {
         let client = client.clone();
         async move { client.set_push_id("x", "carrier-pigeon").await }
     });
-    let ClientFrame::SetPushId { id, .. } = conn.recv().await else {
-        panic!("expected set_push_id")
-    };
+    let ClientFrame::SetPushId { id, .. } = conn.recv().await else { panic!("expected set_push_id") };
     let code = herald_proto::code::SDK_FIELD_INVALID;
-    conn.send(ServerFrame::Error {
-        id,
-        code,
-        message: "unknown provider".to_owned(),
-    })
-    .await;
-    assert!(matches!(
-        set.await.unwrap(),
-        Err(SdkError::Server {
-            code: 6_000_004,
-            ..
-        })
-    ));
+    conn.send(ServerFrame::Error { id, code, message: "unknown provider".to_owned() }).await;
+    assert!(matches!(set.await.unwrap(), Err(SdkError::Server { code: 6_000_004, .. })));
 
     conn.close(4000).await;
     let mut conn = server.accept().await;
     conn.accept_login().await;
     // Anything the client re-sent after the login would come before this renewal.
     let renew = tokio::spawn(async move { client.renew_token("token-2").await });
-    let ClientFrame::RenewToken { id, .. } = conn.recv().await else {
-        panic!("push id was re-sent")
-    };
-    conn.send(ServerFrame::Ack {
-        id,
-        token_expire: Some(2_100_000_000),
-    })
-    .await;
+    let ClientFrame::RenewToken { id, .. } = conn.recv().await else { panic!("push id was re-sent") };
+    conn.send(ServerFrame::Ack { id, token_expire: Some(2_100_000_000) }).await;
     assert_eq!(renew.await.unwrap(), Ok(2_100_000_000));
 }
 
@@ -424,15 +341,9 @@ async fn renew_token_returns_the_expiry_and_later_logins_use_the_new_token() {
         let client = client.clone();
         async move { client.renew_token("token-2").await }
     });
-    let ClientFrame::RenewToken { id, token } = conn.recv().await else {
-        panic!("expected renew_token")
-    };
+    let ClientFrame::RenewToken { id, token } = conn.recv().await else { panic!("expected renew_token") };
     assert_eq!(token, "token-2");
-    conn.send(ServerFrame::Ack {
-        id,
-        token_expire: Some(2_100_000_000),
-    })
-    .await;
+    conn.send(ServerFrame::Ack { id, token_expire: Some(2_100_000_000) }).await;
     assert_eq!(renew.await.unwrap(), Ok(2_100_000_000));
 
     conn.close(4000).await;
@@ -449,23 +360,10 @@ async fn a_refused_renewal_keeps_the_old_token() {
         let client = client.clone();
         async move { client.renew_token("short-lived").await }
     });
-    let ClientFrame::RenewToken { id, .. } = conn.recv().await else {
-        panic!("expected renew_token")
-    };
+    let ClientFrame::RenewToken { id, .. } = conn.recv().await else { panic!("expected renew_token") };
     let code = herald_proto::code::SDK_TOKEN_TOO_SHORT;
-    conn.send(ServerFrame::Error {
-        id,
-        code,
-        message: "too short".to_owned(),
-    })
-    .await;
-    assert!(matches!(
-        renew.await.unwrap(),
-        Err(SdkError::Server {
-            code: 6_000_108,
-            ..
-        })
-    ));
+    conn.send(ServerFrame::Error { id, code, message: "too short".to_owned() }).await;
+    assert!(matches!(renew.await.unwrap(), Err(SdkError::Server { code: 6_000_108, .. })));
 
     conn.close(4000).await;
     let login = server.accept().await.accept_login().await;
@@ -476,12 +374,8 @@ async fn a_refused_renewal_keeps_the_old_token() {
 async fn token_will_expire_is_forwarded() {
     let mut server = FakeServer::start().await;
     let (_client, mut events, mut conn) = logged_in_at(&mut server).await;
-    conn.send(ServerFrame::TokenWillExpire { seconds: 30 })
-        .await;
-    assert_eq!(
-        next(&mut events).await,
-        Event::TokenWillExpire { seconds: 30 }
-    );
+    conn.send(ServerFrame::TokenWillExpire { seconds: 30 }).await;
+    assert_eq!(next(&mut events).await, Event::TokenWillExpire { seconds: 30 });
 }
 
 #[tokio::test]
@@ -491,9 +385,7 @@ async fn logout_waits_for_the_ack_and_ends_the_events() {
     let other = client.clone();
 
     let logout = tokio::spawn(client.logout());
-    let ClientFrame::Logout { id } = conn.recv().await else {
-        panic!("expected logout")
-    };
+    let ClientFrame::Logout { id } = conn.recv().await else { panic!("expected logout") };
     conn.ack(id).await;
     conn.close(1000).await;
     logout.await.unwrap().unwrap();

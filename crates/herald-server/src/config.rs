@@ -303,7 +303,9 @@ impl Config {
     /// Reads `path` (or starts from defaults when `None`) with the process environment.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let text = match path {
-            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?,
+            Some(p) => {
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?
+            }
             None => String::new(),
         };
         Config::parse(&text, &|k| std::env::var(k).ok())
@@ -314,7 +316,8 @@ impl Config {
             let Some(value) = env(var) else { continue };
             match *key {
                 "listen" => {
-                    self.listen = value.parse().map_err(|e| invalid(format!("{var} (listen)"), format!("{value:?}: {e}")))?
+                    self.listen =
+                        value.parse().map_err(|e| invalid(format!("{var} (listen)"), format!("{value:?}: {e}")))?
                 }
                 "data_dir" => self.data_dir = PathBuf::from(value),
                 "log" => self.log = value,
@@ -374,7 +377,10 @@ impl Config {
             }
             let secret = app.server_secret.expose();
             if secret.len() != 32 || !secret.is_ascii() {
-                return Err(invalid(key("server_secret"), format!("must be 32 ASCII characters, got {}", secret.chars().count())));
+                return Err(invalid(
+                    key("server_secret"),
+                    format!("must be 32 ASCII characters, got {}", secret.chars().count()),
+                ));
             }
             let l = &app.limits;
             if l.broadcast_per_second == 0 {
@@ -384,10 +390,16 @@ impl Config {
                 return Err(invalid(key("limits.broadcast_per_day"), "must be > 0"));
             }
             if l.message_max_bytes == 0 || l.message_max_bytes > MESSAGE_MAX_BYTES_CEILING {
-                return Err(invalid(key("limits.message_max_bytes"), format!("must be 1..={MESSAGE_MAX_BYTES_CEILING}")));
+                return Err(invalid(
+                    key("limits.message_max_bytes"),
+                    format!("must be 1..={MESSAGE_MAX_BYTES_CEILING}"),
+                ));
             }
             if l.extended_data_max_bytes == 0 || l.extended_data_max_bytes > MESSAGE_MAX_BYTES_CEILING {
-                return Err(invalid(key("limits.extended_data_max_bytes"), format!("must be 1..={MESSAGE_MAX_BYTES_CEILING}")));
+                return Err(invalid(
+                    key("limits.extended_data_max_bytes"),
+                    format!("must be 1..={MESSAGE_MAX_BYTES_CEILING}"),
+                ));
             }
             for t in &l.broadcast_message_types {
                 if ![1, 11, 12, 13, 14, 200].contains(t) {
@@ -464,14 +476,19 @@ mod tests {
     #[test]
     fn invalid_values_name_the_key() {
         let app = |extra: &str| {
-            format!("[[apps]]\napp_id = 7\nserver_secret = \"fa94dd0f974cf2e293728a526b028271\"\n[apps.limits]\n{extra}\n")
+            format!(
+                "[[apps]]\napp_id = 7\nserver_secret = \"fa94dd0f974cf2e293728a526b028271\"\n[apps.limits]\n{extra}\n"
+            )
         };
         for (text, key) in [
             (app("message_max_bytes = 40000"), "apps[0].limits.message_max_bytes"),
             (app("broadcast_per_second = 0"), "apps[0].limits.broadcast_per_second"),
             (app("broadcast_message_types = [2]"), "apps[0].limits.broadcast_message_types"),
             ("[[apps]]\napp_id = 7\nserver_secret = \"short\"\n".to_string(), "apps[0].server_secret"),
-            ("[[apps]]\napp_id = 0\nserver_secret = \"fa94dd0f974cf2e293728a526b028271\"\n".to_string(), "apps[0].app_id"),
+            (
+                "[[apps]]\napp_id = 0\nserver_secret = \"fa94dd0f974cf2e293728a526b028271\"\n".to_string(),
+                "apps[0].app_id",
+            ),
             ("[gateway]\nheartbeat_timeout_ms = 1000\n".to_string(), "gateway.heartbeat_timeout_ms"),
             ("listen = \"nowhere\"".to_string(), "listen"),
         ] {

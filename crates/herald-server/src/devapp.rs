@@ -22,7 +22,10 @@ pub fn load_or_create(data_dir: &Path) -> Result<AppConfig, String> {
         let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let stored: Stored = toml::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))?;
         if stored.server_secret.len() != 32 || stored.app_id == 0 {
-            return Err(format!("{} is damaged: expected a non-zero app_id and a 32-character server_secret", path.display()));
+            return Err(format!(
+                "{} is damaged: expected a non-zero app_id and a 32-character server_secret",
+                path.display()
+            ));
         }
         eprintln!("herald: development app {} (credentials in {})", stored.app_id, path.display());
         (stored.app_id, stored.server_secret)
@@ -40,12 +43,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<AppConfig, String> {
         eprintln!("  ServerSecret = {secret}");
         (app_id, secret)
     };
-    Ok(AppConfig {
-        app_id,
-        server_secret: Secret::new(secret),
-        broadcast_enabled: true,
-        limits: Default::default(),
-    })
+    Ok(AppConfig { app_id, server_secret: Secret::new(secret), broadcast_enabled: true, limits: Default::default() })
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

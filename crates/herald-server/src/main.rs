@@ -111,12 +111,15 @@ enum TokenCommand {
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(run(cli.command))
 }
 
@@ -125,7 +128,10 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve { config } => serve(config).await,
         Command::Token(TokenCommand::New { app_id, user_id, secret, ttl, mode }) => {
-            println!("{}", cli::token::new_token(app_id, &user_id, &secret, ttl, mode, now_s).map_err(anyhow::Error::msg)?);
+            println!(
+                "{}",
+                cli::token::new_token(app_id, &user_id, &secret, ttl, mode, now_s).map_err(anyhow::Error::msg)?
+            );
             Ok(())
         }
         Command::Token(TokenCommand::Inspect { secret, token }) => {
@@ -162,7 +168,8 @@ async fn run(command: Command) -> Result<()> {
 
 async fn serve(config_path: Option<PathBuf>) -> Result<()> {
     let config = Config::load(config_path.as_deref())?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).with_context(|| format!("invalid log filter {:?}", config.log))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .with_context(|| format!("invalid log filter {:?}", config.log))?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let shutdown = CancellationToken::new();
     let running = herald_server::start(config, Arc::new(SystemClock), shutdown.clone()).await?;

@@ -59,7 +59,11 @@ impl Running {
 }
 
 /// Opens the store, binds the listener and starts serving until `shutdown` is cancelled.
-pub async fn start(mut config: Config, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> Result<Running, StartError> {
+pub async fn start(
+    mut config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> Result<Running, StartError> {
     if config.apps.is_empty() {
         let app = devapp::load_or_create(&config.data_dir).map_err(StartError::DevApp)?;
         config.apps.push(app);
@@ -82,15 +86,8 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>, shutdown: Cancella
         shutdown.clone(),
         tracker.clone(),
     );
-    let api = Arc::new(Api::new(
-        &config.apps,
-        config.api.clone(),
-        store,
-        clock,
-        ids,
-        hub.clone(),
-        Arc::new(hub.clone()),
-    ));
+    let api =
+        Arc::new(Api::new(&config.apps, config.api.clone(), store, clock, ids, hub.clone(), Arc::new(hub.clone())));
     let max_body = config.api.max_body_bytes;
     let routes = Routes { api, gateway: gateway.clone(), max_body };
     let done = tokio::spawn(accept_loop(listener, tls, routes, shutdown, tracker));
@@ -198,7 +195,9 @@ impl Routes {
         let query = req.uri().query().map(str::to_string);
         let body = match Limited::new(req.into_body(), self.max_body).collect().await {
             Ok(collected) => Body::Bytes(collected.to_bytes()),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Body::TooLarge { limit: self.max_body },
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                Body::TooLarge { limit: self.max_body }
+            }
             Err(e) => Body::Failed(e.to_string()),
         };
         json(StatusCode::OK, self.api.handle(query.as_deref(), body).await)
@@ -222,7 +221,9 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, StartError> {
-    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| StartError::Tls(format!("cannot read {}: {e}", p.display())));
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| StartError::Tls(format!("cannot read {}: {e}", p.display())))
+    };
     let cert_pem = read(&tls.cert)?;
     let key_pem = read(&tls.key)?;
     let certs = rustls_pemfile::certs(&mut &cert_pem[..])

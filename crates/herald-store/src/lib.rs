@@ -23,9 +23,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error(
-        "unsupported store url {0:?}: expected sqlite://PATH, sqlite::memory: or postgres://..."
-    )]
+    #[error("unsupported store url {0:?}: expected sqlite://PATH, sqlite::memory: or postgres://...")]
     UnsupportedUrl(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -133,13 +131,7 @@ pub trait Store: Send + Sync + 'static {
     /// Creates each user that does not exist yet. Outcomes are in input order.
     async fn register_users(&self, app_id: u32, users: &[UserRecord]) -> Result<Vec<RowOutcome>>;
     /// Creates the user if missing (first SDK login). Returns true when it was created.
-    async fn ensure_user(
-        &self,
-        app_id: u32,
-        user_id: &str,
-        user_name: &str,
-        now_ms: i64,
-    ) -> Result<bool>;
+    async fn ensure_user(&self, app_id: u32, user_id: &str, user_name: &str, now_ms: i64) -> Result<bool>;
     /// The users that exist among `user_ids`, in no particular order.
     async fn get_users(&self, app_id: u32, user_ids: &[String]) -> Result<Vec<UserRecord>>;
     async fn user_exists(&self, app_id: u32, user_id: &str) -> Result<bool>;
@@ -148,13 +140,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a request's `SignatureNonce`. Returns false when the same (app, nonce) was seen
     /// and has not expired yet, which is a replay. Expired nonces are pruned on the way.
-    async fn remember_nonce(
-        &self,
-        app_id: u32,
-        nonce: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<bool>;
+    async fn remember_nonce(&self, app_id: u32, nonce: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
 
     /// Checks both broadcast windows for the app and, only when both allow it, records the
     /// call at `now_ms`, atomically (two concurrent callers cannot both take the last slot).
@@ -169,12 +155,7 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()>;
     async fn get_broadcast(&self, app_id: u32, message_id: u64) -> Result<Option<BroadcastRecord>>;
-    async fn set_broadcast_online_delivered(
-        &self,
-        app_id: u32,
-        message_id: u64,
-        delivered: u64,
-    ) -> Result<()>;
+    async fn set_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()>;
 
     /// Binds (or rebinds) the device's push ID.
     async fn bind_push(&self, binding: &PushBinding) -> Result<()>;

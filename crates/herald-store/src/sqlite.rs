@@ -1,13 +1,12 @@
 //! The embedded backend: one SQLite file in WAL mode (or `sqlite::memory:`), one writer connection.
 
 use crate::{
-    BroadcastRecord, PushBinding, PushProvider, RateDecision, Result, RowOutcome, Store,
-    StoreError, UserChange, UserRecord,
+    BroadcastRecord, PushBinding, PushProvider, RateDecision, Result, RowOutcome, Store, StoreError, UserChange,
+    UserRecord,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, Transaction};
 use std::str::FromStr;
@@ -42,9 +41,7 @@ impl SqliteStore {
     /// Opens `sqlite://PATH` (creating the file and its parent directory when missing) or
     /// `sqlite::memory:`, and runs the migrations.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+        let options = SqliteConnectOptions::from_str(url)?.foreign_keys(true).busy_timeout(Duration::from_secs(5));
 
         if is_in_memory(url) {
             // Never let the pool retire the connection: the database would vanish with it.
@@ -56,10 +53,7 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?;
             migrate(&pool).await?;
-            return Ok(Self {
-                writer: pool.clone(),
-                reader: pool,
-            });
+            return Ok(Self { writer: pool.clone(), reader: pool });
         }
 
         let options = options
@@ -69,20 +63,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal);
         if let Some(parent) = options.get_filename().parent() {
             if !parent.as_os_str().is_empty() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(sqlx::Error::Io)?;
+                tokio::fs::create_dir_all(parent).await.map_err(sqlx::Error::Io)?;
             }
         }
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         migrate(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .connect_with(options)
-            .await?;
+        let reader = SqlitePoolOptions::new().max_connections(READ_CONNECTIONS).connect_with(options).await?;
         tracing::debug!(url, "sqlite store open");
         Ok(Self { writer, reader })
     }
@@ -194,23 +180,13 @@ impl Store for SqliteStore {
             .await?
             .rows_affected()
                 == 1;
-            outcomes.push(if inserted {
-                RowOutcome::Done
-            } else {
-                RowOutcome::AlreadyExists
-            });
+            outcomes.push(if inserted { RowOutcome::Done } else { RowOutcome::AlreadyExists });
         }
         tx.commit().await?;
         Ok(outcomes)
     }
 
-    async fn ensure_user(
-        &self,
-        app_id: u32,
-        user_id: &str,
-        user_name: &str,
-        now_ms: i64,
-    ) -> Result<bool> {
+    async fn ensure_user(&self, app_id: u32, user_id: &str, user_name: &str, now_ms: i64) -> Result<bool> {
         let result = sqlx::query(
             "INSERT INTO users (app_id, user_id, user_name, created_at_ms) VALUES (?, ?, ?, ?) \
              ON CONFLICT (app_id, user_id) DO NOTHING",
@@ -267,30 +243,17 @@ impl Store for SqliteStore {
             .await?
             .rows_affected()
                 == 1;
-            outcomes.push(if updated {
-                RowOutcome::Done
-            } else {
-                RowOutcome::NotFound
-            });
+            outcomes.push(if updated { RowOutcome::Done } else { RowOutcome::NotFound });
         }
         tx.commit().await?;
         Ok(outcomes)
     }
 
-    async fn remember_nonce(
-        &self,
-        app_id: u32,
-        nonce: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<bool> {
+    async fn remember_nonce(&self, app_id: u32, nonce: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
         // A nonce is live while now_ms < expires_at_ms.
         let mut tx = self.write_tx().await?;
         // Indexed on expires_at_ms, so this only ever touches rows that have just expired.
-        sqlx::query("DELETE FROM api_nonces WHERE expires_at_ms <= ?")
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM api_nonces WHERE expires_at_ms <= ?").bind(now_ms).execute(&mut *tx).await?;
         // The conditional update keeps the statement right on its own: an expired row that
         // survived the prune is taken over rather than mistaken for a replay.
         let fresh = sqlx::query(
@@ -326,13 +289,12 @@ impl Store for SqliteStore {
             .await?;
         // What is left is the day window; calls stamped after now_ms (a clock that stepped
         // back) still count, which errs on the side of refusing.
-        let (in_day, in_second): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(at_ms > ?), 0) FROM broadcast_calls WHERE app_id = ?",
-        )
-        .bind(now_ms - SECOND_WINDOW_MS)
-        .bind(app_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let (in_day, in_second): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(at_ms > ?), 0) FROM broadcast_calls WHERE app_id = ?")
+                .bind(now_ms - SECOND_WINDOW_MS)
+                .bind(app_id)
+                .fetch_one(&mut *tx)
+                .await?;
         let decision = rate_decision(in_second, in_day, per_second, per_day);
         if decision == RateDecision::Allowed {
             sqlx::query("INSERT INTO broadcast_calls (app_id, at_ms) VALUES (?, ?)")
@@ -346,56 +308,42 @@ impl Store for SqliteStore {
     }
 
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO broadcasts ({BROADCAST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(i64::from(record.app_id))
-        .bind(record.message_id as i64)
-        .bind(&record.from_user_id)
-        .bind(i64::from(record.message_type))
-        .bind(i64::from(record.sub_type))
-        .bind(i64::from(record.push_type))
-        .bind(&record.body_json)
-        .bind(record.accepted_at_ms)
-        .bind(record.online_delivered as i64)
-        .execute(&self.writer)
-        .await?;
+        sqlx::query(&format!("INSERT INTO broadcasts ({BROADCAST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+            .bind(i64::from(record.app_id))
+            .bind(record.message_id as i64)
+            .bind(&record.from_user_id)
+            .bind(i64::from(record.message_type))
+            .bind(i64::from(record.sub_type))
+            .bind(i64::from(record.push_type))
+            .bind(&record.body_json)
+            .bind(record.accepted_at_ms)
+            .bind(record.online_delivered as i64)
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 
     async fn get_broadcast(&self, app_id: u32, message_id: u64) -> Result<Option<BroadcastRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE app_id = ? AND message_id = ?"
-        ))
-        .bind(i64::from(app_id))
-        .bind(message_id as i64)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row =
+            sqlx::query(&format!("SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE app_id = ? AND message_id = ?"))
+                .bind(i64::from(app_id))
+                .bind(message_id as i64)
+                .fetch_optional(&self.reader)
+                .await?;
         row.as_ref().map(broadcast_from_row).transpose()
     }
 
-    async fn set_broadcast_online_delivered(
-        &self,
-        app_id: u32,
-        message_id: u64,
-        delivered: u64,
-    ) -> Result<()> {
-        let result = sqlx::query(
-            "UPDATE broadcasts SET online_delivered = ? WHERE app_id = ? AND message_id = ?",
-        )
-        .bind(delivered as i64)
-        .bind(i64::from(app_id))
-        .bind(message_id as i64)
-        .execute(&self.writer)
-        .await?;
+    async fn set_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()> {
+        let result = sqlx::query("UPDATE broadcasts SET online_delivered = ? WHERE app_id = ? AND message_id = ?")
+            .bind(delivered as i64)
+            .bind(i64::from(app_id))
+            .bind(message_id as i64)
+            .execute(&self.writer)
+            .await?;
         if result.rows_affected() == 0 {
             // Only a caller bug gets here (the record is inserted before the fan-out starts);
             // the count is a report, not worth failing the broadcast over.
-            tracing::warn!(
-                app_id,
-                message_id,
-                "online count for an unknown broadcast dropped"
-            );
+            tracing::warn!(app_id, message_id, "online count for an unknown broadcast dropped");
         }
         Ok(())
     }
@@ -418,14 +366,12 @@ impl Store for SqliteStore {
     }
 
     async fn unbind_push(&self, app_id: u32, user_id: &str, device_id: &str) -> Result<bool> {
-        let result = sqlx::query(
-            "DELETE FROM push_bindings WHERE app_id = ? AND user_id = ? AND device_id = ?",
-        )
-        .bind(i64::from(app_id))
-        .bind(user_id)
-        .bind(device_id)
-        .execute(&self.writer)
-        .await?;
+        let result = sqlx::query("DELETE FROM push_bindings WHERE app_id = ? AND user_id = ? AND device_id = ?")
+            .bind(i64::from(app_id))
+            .bind(user_id)
+            .bind(device_id)
+            .execute(&self.writer)
+            .await?;
         Ok(result.rows_affected() == 1)
     }
 

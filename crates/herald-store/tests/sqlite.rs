@@ -1,9 +1,6 @@
 //! The SQLite backend against the shared suite, plus what only a file store can show: restarts.
 
-use herald_store::{
-    open, suite, PushBinding, PushProvider, RateDecision, SqliteStore, Store, StoreError,
-    UserRecord,
-};
+use herald_store::{open, suite, PushBinding, PushProvider, RateDecision, SqliteStore, Store, StoreError, UserRecord};
 use std::sync::Arc;
 
 // Multi-threaded, so the concurrent-acquire check races on real threads.
@@ -11,10 +8,7 @@ use std::sync::Arc;
 async fn suite_on_file() {
     let dir = tempfile::tempdir().unwrap();
     // A parent directory that does not exist yet: open must create it.
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("nested/dir/herald.db").display()
-    );
+    let url = format!("sqlite://{}", dir.path().join("nested/dir/herald.db").display());
     suite::run_all(open(&url).await.unwrap()).await;
 }
 
@@ -36,12 +30,8 @@ async fn file_store_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("herald.db").display());
     let (app, t0) = (7, 1_700_000_000_000);
-    let user = UserRecord {
-        user_id: "kept".into(),
-        user_name: "Kept".into(),
-        created_at_ms: t0,
-        ..UserRecord::default()
-    };
+    let user =
+        UserRecord { user_id: "kept".into(), user_name: "Kept".into(), created_at_ms: t0, ..UserRecord::default() };
     let binding = PushBinding {
         app_id: app,
         user_id: "kept".into(),
@@ -52,13 +42,10 @@ async fn file_store_survives_reopen() {
     };
 
     let store = SqliteStore::open(&url).await.unwrap();
-    store.register_users(app, &[user.clone()]).await.unwrap();
+    store.register_users(app, std::slice::from_ref(&user)).await.unwrap();
     store.bind_push(&binding).await.unwrap();
     for i in 0..3 {
-        let decision = store
-            .try_acquire_broadcast_slot(app, t0 + i * 60_000, 1, 3)
-            .await
-            .unwrap();
+        let decision = store.try_acquire_broadcast_slot(app, t0 + i * 60_000, 1, 3).await.unwrap();
         assert_eq!(decision, RateDecision::Allowed);
     }
     assert!(store.remember_nonce(app, "n", t0, 600_000).await.unwrap());
@@ -66,29 +53,14 @@ async fn file_store_survives_reopen() {
 
     // Reopening runs the migrations again, which must be a no-op.
     let store = SqliteStore::open(&url).await.unwrap();
+    assert_eq!(store.get_users(app, &["kept".to_string()]).await.unwrap(), [user]);
+    assert_eq!(store.push_bindings_of(app, "kept").await.unwrap(), [binding]);
     assert_eq!(
-        store.get_users(app, &["kept".to_string()]).await.unwrap(),
-        [user]
-    );
-    assert_eq!(
-        store.push_bindings_of(app, "kept").await.unwrap(),
-        [binding]
-    );
-    assert_eq!(
-        store
-            .try_acquire_broadcast_slot(app, t0 + 3_600_000, 1, 3)
-            .await
-            .unwrap(),
+        store.try_acquire_broadcast_slot(app, t0 + 3_600_000, 1, 3).await.unwrap(),
         RateDecision::PerDayExceeded,
         "the 24 h window must survive a restart"
     );
-    assert!(
-        !store
-            .remember_nonce(app, "n", t0 + 1, 600_000)
-            .await
-            .unwrap(),
-        "nonces must survive a restart"
-    );
+    assert!(!store.remember_nonce(app, "n", t0 + 1, 600_000).await.unwrap(), "nonces must survive a restart");
     store.close().await;
 }
 

@@ -56,15 +56,9 @@ pub async fn establish(spec: &Spec, index: usize) -> Result<Session> {
 
 async fn herald_login(mut ws: WsConn, spec: &Spec, index: usize) -> Result<Session> {
     let user_id = format!("u{index}");
-    let token = token04::generate(
-        spec.app_id,
-        &user_id,
-        &spec.secret,
-        TOKEN_TTL_S,
-        Mode::Cbc,
-        now_ns() / 1_000_000_000,
-    )
-    .map_err(|e| anyhow!("Token04: {e}"))?;
+    let token =
+        token04::generate(spec.app_id, &user_id, &spec.secret, TOKEN_TTL_S, Mode::Cbc, now_ns() / 1_000_000_000)
+            .map_err(|e| anyhow!("Token04: {e}"))?;
     let login = ClientFrame::Login(Login {
         id: 1,
         app_id: spec.app_id,
@@ -82,13 +76,7 @@ async fn herald_login(mut ws: WsConn, spec: &Spec, index: usize) -> Result<Sessi
                 Message::Text(text) => match decode_server(&text) {
                     Ok(ServerFrame::LoginOk { heartbeat_ms, .. }) => {
                         let heartbeat = Duration::from_millis(heartbeat_ms.clamp(1_000, 60_000));
-                        return Ok(Session {
-                            ws,
-                            kind: Kind::Herald {
-                                heartbeat,
-                                next_id: 2,
-                            },
-                        });
+                        return Ok(Session { ws, kind: Kind::Herald { heartbeat, next_id: 2 } });
                     }
                     Ok(ServerFrame::Error { code, message, .. }) => {
                         bail!("login refused: {code} {message}")
@@ -126,12 +114,7 @@ async fn nats_subscribe(mut ws: WsConn) -> Result<Session> {
                     ws.send(Opcode::Binary, hello.as_bytes()).await?;
                     sent = true;
                 }
-                nats::Op::Pong if sent => {
-                    return Ok(Session {
-                        ws,
-                        kind: Kind::Nats { parser },
-                    })
-                }
+                nats::Op::Pong if sent => return Ok(Session { ws, kind: Kind::Nats { parser } }),
                 nats::Op::Ping => ws.send(Opcode::Binary, b"PONG\r\n").await?,
                 nats::Op::Err(e) => bail!("nats: {e}"),
                 _ => {}
@@ -151,11 +134,7 @@ impl Session {
         }
     }
 
-    async fn receive(
-        &mut self,
-        local: usize,
-        collector: &Rc<RefCell<Collector>>,
-    ) -> Result<String> {
+    async fn receive(&mut self, local: usize, collector: &Rc<RefCell<Collector>>) -> Result<String> {
         // Herald wants a frame every heartbeat; spread the first ping over one period so all
         // clients do not ping at once.
         let heartbeat = match self.kind {
@@ -205,12 +184,8 @@ impl Session {
                 (Message::Text(text), Kind::Herald { .. }) => {
                     let tool = now_ns();
                     if let Some((index, sent)) = payload::find_in_bcast(&text) {
-                        collector
-                            .borrow_mut()
-                            .record(local, index, sent, tool, kernel);
-                    } else if let Ok(ServerFrame::Error { code, message, .. }) =
-                        decode_server(&text)
-                    {
+                        collector.borrow_mut().record(local, index, sent, tool, kernel);
+                    } else if let Ok(ServerFrame::Error { code, message, .. }) = decode_server(&text) {
                         closed = Some(format!("error frame {code}: {message}"));
                     }
                 }
@@ -221,9 +196,7 @@ impl Session {
                             nats::Op::Msg(body) => {
                                 let tool = now_ns();
                                 if let Some((index, sent)) = payload::parse(&body) {
-                                    collector
-                                        .borrow_mut()
-                                        .record(local, index, sent, tool, kernel);
+                                    collector.borrow_mut().record(local, index, sent, tool, kernel);
                                 }
                             }
                             nats::Op::Ping => nats_pong = true,

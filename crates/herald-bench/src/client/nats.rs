@@ -37,20 +37,13 @@ impl Parser {
             return Ok(None);
         };
         let line = &self.buf[..eol];
-        let verb_end = line
-            .iter()
-            .position(|&c| c == b' ' || c == b'\t')
-            .unwrap_or(line.len());
+        let verb_end = line.iter().position(|&c| c == b' ' || c == b'\t').unwrap_or(line.len());
         let verb = line[..verb_end].to_ascii_uppercase();
         let op = match &verb[..] {
             b"MSG" => {
                 // MSG <subject> <sid> [reply-to] <#bytes>
                 let text = std::str::from_utf8(line)?;
-                let Some(len) = text
-                    .split_whitespace()
-                    .last()
-                    .and_then(|n| n.parse::<usize>().ok())
-                else {
+                let Some(len) = text.split_whitespace().last().and_then(|n| n.parse::<usize>().ok()) else {
                     bail!("bad MSG line: {text}");
                 };
                 let start = eol + 2;
@@ -91,14 +84,8 @@ mod tests {
         assert_eq!(p.next_op().unwrap(), Some(Op::Pong));
         assert_eq!(p.next_op().unwrap(), None);
         p.push(b"lo\r\nMSG bench 1 r 2\r\nhi\r\nPING\r\n").unwrap();
-        assert_eq!(
-            p.next_op().unwrap(),
-            Some(Op::Msg(Bytes::from_static(b"hello")))
-        );
-        assert_eq!(
-            p.next_op().unwrap(),
-            Some(Op::Msg(Bytes::from_static(b"hi")))
-        );
+        assert_eq!(p.next_op().unwrap(), Some(Op::Msg(Bytes::from_static(b"hello"))));
+        assert_eq!(p.next_op().unwrap(), Some(Op::Msg(Bytes::from_static(b"hi"))));
         assert_eq!(p.next_op().unwrap(), Some(Op::Ping));
         assert_eq!(p.next_op().unwrap(), None);
     }

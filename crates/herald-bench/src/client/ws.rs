@@ -42,13 +42,8 @@ impl WsConn {
     pub async fn connect(src: Ipv4Addr, dst: SocketAddr, path: &str, seed: u64) -> Result<WsConn> {
         let socket = TcpSocket::new_v4().context("socket")?;
         set_bind_no_port(socket.as_raw_fd());
-        socket
-            .bind(SocketAddr::new(src.into(), 0))
-            .with_context(|| format!("bind {src}"))?;
-        let stream = socket
-            .connect(dst)
-            .await
-            .with_context(|| format!("connect {src} -> {dst}"))?;
+        socket.bind(SocketAddr::new(src.into(), 0)).with_context(|| format!("bind {src}"))?;
+        let stream = socket.connect(dst).await.with_context(|| format!("connect {src} -> {dst}"))?;
         stream.set_nodelay(true)?;
         tstamp::enable(stream.as_raw_fd()).context("SO_TIMESTAMPNS")?;
         let mut conn = WsConn {
@@ -80,9 +75,7 @@ impl WsConn {
             if self.buf.len() > MAX_HEADER {
                 bail!("upgrade answer longer than {MAX_HEADER} bytes");
             }
-            self.read_some()
-                .await
-                .context("reading the upgrade answer")?;
+            self.read_some().await.context("reading the upgrade answer")?;
         };
         let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
         // Bytes after the header (a server may speak first, as NATS does) stay in the buffer.
@@ -111,9 +104,7 @@ impl WsConn {
             let fd = self.stream.as_raw_fd();
             let got = SCRATCH.with(|scratch| {
                 let mut scratch = scratch.borrow_mut();
-                let (n, stamp) = self
-                    .stream
-                    .try_io(Interest::READABLE, || tstamp::recv(fd, &mut scratch))?;
+                let (n, stamp) = self.stream.try_io(Interest::READABLE, || tstamp::recv(fd, &mut scratch))?;
                 self.buf.extend_from_slice(&scratch[..n]);
                 Ok::<_, io::Error>((n, stamp))
             });

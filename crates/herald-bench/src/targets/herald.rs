@@ -65,32 +65,16 @@ pub async fn start(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
             let conf = tmp.path.join("herald.toml");
             std::fs::write(&conf, config(port, &tmp, args))?;
             let conf = conf.to_string_lossy().into_owned();
-            let mut server = ServerProc::spawn(
-                &bin,
-                &["serve", "--config", &conf],
-                tmp.path.join("herald.log"),
-            )?;
+            let mut server = ServerProc::spawn(&bin, &["serve", "--config", &conf], tmp.path.join("herald.log"))?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             server.wait_listening(addr, Duration::from_secs(30)).await?;
             (Some(server), addr)
         }
     };
-    let pid = server
-        .as_ref()
-        .and_then(ServerProc::pid)
-        .or(args.server_pid);
+    let pid = server.as_ref().and_then(ServerProc::pid).or(args.server_pid);
     let mut api = Api::new(addr, args.app_id, args.secret.clone())?;
-    api.register_sender()
-        .await
-        .context("registering the sender")?;
-    Ok(Running {
-        server,
-        pid,
-        ws_addr: addr,
-        ws_path: "/ws",
-        sender: Sender::Herald(api),
-        _tmp: tmp,
-    })
+    api.register_sender().await.context("registering the sender")?;
+    Ok(Running { server, pid, ws_addr: addr, ws_path: "/ws", sender: Sender::Herald(api), _tmp: tmp })
 }
 
 /// A client of Herald's signed server API.
@@ -104,17 +88,8 @@ pub struct Api {
 
 impl Api {
     pub fn new(addr: SocketAddr, app_id: u32, secret: String) -> Result<Api> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(1)
-            .build()?;
-        Ok(Api {
-            http,
-            addr,
-            app_id,
-            secret,
-            nonce: now_ns() as u64,
-        })
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(1).build()?;
+        Ok(Api { http, addr, app_id, secret, nonce: now_ns() as u64 })
     }
 
     fn url(&mut self, action: &str) -> String {
@@ -132,22 +107,13 @@ impl Api {
     /// POST `body` to `action`; returns the time just before the request went out and the answer.
     async fn call(&mut self, action: &str, body: Vec<u8>) -> Result<(i64, Value)> {
         let url = self.url(action);
-        let request = self
-            .http
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body)
-            .build()?;
+        let request = self.http.post(url).header("content-type", "application/json").body(body).build()?;
         let sent = now_ns();
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .with_context(|| format!("POST {action}"))?;
+        let response = self.http.execute(request).await.with_context(|| format!("POST {action}"))?;
         let status = response.status();
         let text = response.text().await?;
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow!("{action}: HTTP {status}, not JSON ({e}): {text:.200}"))?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| anyhow!("{action}: HTTP {status}, not JSON ({e}): {text:.200}"))?;
         Ok((sent, value))
     }
 
@@ -160,10 +126,9 @@ impl Api {
             match self.call("UserRegister", body.clone()).await {
                 Ok((_, v)) => {
                     let code = v["Code"].as_i64().unwrap_or(-1);
-                    let exists = v["ErrorList"].as_array().is_some_and(|l| {
-                        !l.is_empty()
-                            && l.iter().all(|e| e["SubCode"].as_i64() == Some(USER_EXISTS))
-                    });
+                    let exists = v["ErrorList"]
+                        .as_array()
+                        .is_some_and(|l| !l.is_empty() && l.iter().all(|e| e["SubCode"].as_i64() == Some(USER_EXISTS)));
                     if code == 0 || code == USER_EXISTS || exists {
                         return Ok(());
                     }
@@ -189,10 +154,6 @@ impl Api {
             Some(0) => None,
             _ => Some(format!("{answer}")),
         };
-        Ok(Sent {
-            embedded_ns,
-            send_ns,
-            error,
-        })
+        Ok(Sent { embedded_ns, send_ns, error })
     }
 }

@@ -28,17 +28,11 @@ impl ServerProc {
 
     /// Spawn `program args`, stdout and stderr to `log`.
     pub fn spawn(program: &Path, args: &[&str], log: PathBuf) -> Result<ServerProc> {
-        let out =
-            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
+        cmd.args(args).stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
         procfs::die_with_parent(&mut cmd);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", program.display()))?;
+        let child = cmd.spawn().with_context(|| format!("starting {}", program.display()))?;
         Ok(ServerProc { child, log })
     }
 
@@ -47,19 +41,13 @@ impl ServerProc {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "server exited ({status}) before listening on {addr}; log:\n{}",
-                    self.log_tail()
-                );
+                bail!("server exited ({status}) before listening on {addr}; log:\n{}", self.log_tail());
             }
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!(
-                    "server not listening on {addr} after {within:?}; log:\n{}",
-                    self.log_tail()
-                );
+                bail!("server not listening on {addr} after {within:?}; log:\n{}", self.log_tail());
             }
             sleep(Duration::from_millis(50)).await;
         }

@@ -27,10 +27,7 @@ fn find_bin(args: &CommonArgs) -> Result<PathBuf> {
     }
     let search = || {
         std::iter::once(PathBuf::from(DEFAULT_BIN))
-            .chain(
-                std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                    .map(|d| d.join("nats-server")),
-            )
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).map(|d| d.join("nats-server")))
             .find(|p| p.is_file())
     };
     if let Some(bin) = search() {
@@ -74,24 +71,11 @@ pub async fn start(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
     let mut server = ServerProc::spawn(&bin, &["-c", &conf_arg], tmp.path.join("nats.log"))?;
     let client_addr = SocketAddr::from(([127, 0, 0, 1], client_port));
     let ws_addr = SocketAddr::from(([127, 0, 0, 1], ws_port));
-    server
-        .wait_listening(client_addr, Duration::from_secs(30))
-        .await?;
-    server
-        .wait_listening(ws_addr, Duration::from_secs(30))
-        .await?;
-    let publisher = Publisher::connect(client_addr)
-        .await
-        .context("publisher connection")?;
+    server.wait_listening(client_addr, Duration::from_secs(30)).await?;
+    server.wait_listening(ws_addr, Duration::from_secs(30)).await?;
+    let publisher = Publisher::connect(client_addr).await.context("publisher connection")?;
     let pid = server.pid();
-    Ok(Running {
-        server: Some(server),
-        pid,
-        ws_addr,
-        ws_path: "/",
-        sender: Sender::Nats(publisher),
-        _tmp: tmp,
-    })
+    Ok(Running { server: Some(server), pid, ws_addr, ws_path: "/", sender: Sender::Nats(publisher), _tmp: tmp })
 }
 
 /// A plain NATS client connection that publishes to [`SUBJECT`].
@@ -106,21 +90,13 @@ impl Publisher {
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
         let wait = Duration::from_secs(10);
-        let info = timeout(wait, lines.next_line())
-            .await
-            .context("no INFO")??
-            .unwrap_or_default();
+        let info = timeout(wait, lines.next_line()).await.context("no INFO")??.unwrap_or_default();
         if !info.starts_with("INFO") {
             bail!("expected INFO, got {info:.200}");
         }
-        write
-            .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\nPING\r\n")
-            .await?;
+        write.write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\nPING\r\n").await?;
         loop {
-            let line = timeout(wait, lines.next_line())
-                .await
-                .context("no PONG")??
-                .unwrap_or_default();
+            let line = timeout(wait, lines.next_line()).await.context("no PONG")??.unwrap_or_default();
             match line.as_str() {
                 "PONG" => break,
                 l if l.starts_with("-ERR") => bail!("nats: {l}"),
@@ -150,11 +126,7 @@ impl Publisher {
         let mut writer = self.writer.lock().await;
         let send_ns = now_ns();
         writer.write_all(frame.as_bytes()).await?;
-        Ok(Sent {
-            embedded_ns,
-            send_ns,
-            error: None,
-        })
+        Ok(Sent { embedded_ns, send_ns, error: None })
     }
 }
 

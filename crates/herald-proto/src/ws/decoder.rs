@@ -43,11 +43,7 @@ struct Header {
 impl Decoder {
     /// `max_message_bytes` caps a whole data message (all fragments together).
     pub fn new(max_message_bytes: usize, role: Role) -> Self {
-        Decoder {
-            max_message_bytes,
-            role,
-            partial: None,
-        }
+        Decoder { max_message_bytes, role, partial: None }
     }
 
     pub fn max_message_bytes(&self) -> usize {
@@ -109,9 +105,7 @@ impl Decoder {
         } else {
             match (opcode, &self.partial) {
                 (Opcode::Continuation, None) => return Err(WsError::UnexpectedContinuation),
-                (Opcode::Text | Opcode::Binary, Some(_)) => {
-                    return Err(WsError::InterleavedDataFrame)
-                }
+                (Opcode::Text | Opcode::Binary, Some(_)) => return Err(WsError::InterleavedDataFrame),
                 _ => {}
             }
         }
@@ -130,12 +124,8 @@ impl Decoder {
         if !opcode.is_control() {
             let buffered = self.partial.as_ref().map_or(0, |p| p.data.len()) as u64;
             // Also refuses lengths with the top bit set, which RFC 6455 forbids.
-            if buffered.saturating_add(payload_len) > self.max_message_bytes as u64
-                || payload_len > i64::MAX as u64
-            {
-                return Err(WsError::TooLarge {
-                    limit: self.max_message_bytes,
-                });
+            if buffered.saturating_add(payload_len) > self.max_message_bytes as u64 || payload_len > i64::MAX as u64 {
+                return Err(WsError::TooLarge { limit: self.max_message_bytes });
             }
         }
         let mask = if masked {
@@ -147,13 +137,7 @@ impl Decoder {
         } else {
             None
         };
-        Ok(Some(Header {
-            fin,
-            opcode,
-            mask,
-            header_len,
-            payload_len,
-        }))
+        Ok(Some(Header { fin, opcode, mask, header_len, payload_len }))
     }
 
     /// Takes one unmasked frame; returns the message it completes, if any.
@@ -162,16 +146,11 @@ impl Decoder {
             Opcode::Ping => Message::Ping(payload.freeze()),
             Opcode::Pong => Message::Pong(payload.freeze()),
             Opcode::Close => parse_close(&payload)?,
-            Opcode::Text | Opcode::Binary if header.fin => {
-                data_message(header.opcode == Opcode::Text, payload)?
-            }
+            Opcode::Text | Opcode::Binary if header.fin => data_message(header.opcode == Opcode::Text, payload)?,
             Opcode::Text | Opcode::Binary => {
                 // Copy into a fresh buffer so the read buffer's allocation is not pinned by a slice.
                 let data = BytesMut::from(&payload[..]);
-                self.partial = Some(Partial {
-                    text: header.opcode == Opcode::Text,
-                    data,
-                });
+                self.partial = Some(Partial { text: header.opcode == Opcode::Text, data });
                 return Ok(None);
             }
             Opcode::Continuation => {

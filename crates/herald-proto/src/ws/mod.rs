@@ -1,8 +1,9 @@
 //! A minimal RFC 6455 WebSocket codec without I/O: the handshake key, frame encoding and a decoder.
 //!
 //! Herald writes one pre-encoded broadcast frame to many sockets, so encoding is a pure function
-//! returning [`Bytes`]; the decoder works on a caller-owned [`BytesMut`] so the connection task
-//! decides how and when to read. No extensions are negotiated, so RSV bits must be zero.
+//! returning [`Bytes`]; the decoder works on a caller-owned [`BytesMut`](bytes::BytesMut) so the
+//! connection task decides how and when to read. No extensions are negotiated, so RSV bits must
+//! be zero.
 
 mod decoder;
 
@@ -199,14 +200,8 @@ mod tests {
     #[test]
     fn accept_key_matches_rfc_example() {
         // RFC 6455 §1.3.
-        assert_eq!(
-            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
-        assert_eq!(
-            accept_key(" dGhlIHNhbXBsZSBub25jZQ== "),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(accept_key(" dGhlIHNhbXBsZSBub25jZQ== "), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
@@ -223,12 +218,7 @@ mod tests {
     fn masked_frame_matches_rfc_example() {
         // RFC 6455 §5.7: a masked "Hello".
         let mut out = Vec::new();
-        encode_frame(
-            Opcode::Text,
-            b"Hello",
-            Some([0x37, 0xfa, 0x21, 0x3d]),
-            &mut out,
-        );
+        encode_frame(Opcode::Text, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]), &mut out);
         assert_eq!(out, b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58");
     }
 

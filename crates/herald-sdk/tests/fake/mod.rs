@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use herald_proto::frame::{
-    decode_client, encode_server, ClientFrame, Login, ServerFrame, ZimMessage,
-};
+use herald_proto::frame::{decode_client, encode_server, ClientFrame, Login, ServerFrame, ZimMessage};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -39,10 +37,7 @@ impl FakeServer {
                 let echo = |request: &Request, mut response: Response| {
                     if let Some(protocol) = request.headers().get("Sec-WebSocket-Protocol") {
                         assert_eq!(protocol, "herald.v1");
-                        response.headers_mut().insert(
-                            "Sec-WebSocket-Protocol",
-                            HeaderValue::from_static("herald.v1"),
-                        );
+                        response.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("herald.v1"));
                     }
                     Ok(response)
                 };
@@ -51,11 +46,7 @@ impl FakeServer {
                 }
             }
         });
-        Self {
-            url,
-            connections,
-            acceptor,
-        }
+        Self { url, connections, acceptor }
     }
 
     /// The next connection from a client.
@@ -68,14 +59,27 @@ impl FakeServer {
 
     /// Whether a client connects within `wait`.
     pub async fn connects_within(&mut self, wait: Duration) -> bool {
-        tokio::time::timeout(wait, self.connections.recv())
-            .await
-            .is_ok()
+        tokio::time::timeout(wait, self.connections.recv()).await.is_ok()
     }
 
     /// Stops listening: later connection attempts are refused.
     pub fn stop(&self) {
         self.acceptor.abort();
+    }
+}
+
+/// Stops paused time from auto-advancing while held, so a test on paused time moves the clock
+/// only with `tokio::time::advance` and socket I/O takes the real time it needs (documented
+/// tokio behaviour: a running `spawn_blocking` task inhibits auto-advance).
+pub struct ClockHold(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+impl ClockHold {
+    pub fn new() -> Self {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            let _ = held.recv();
+        });
+        Self(release)
     }
 }
 
@@ -97,9 +101,7 @@ impl FakeConn {
                 .expect("client closed")
                 .expect("socket error");
             match message {
-                Message::Text(text) => {
-                    return decode_client(text.as_bytes()).expect("valid client frame")
-                }
+                Message::Text(text) => return decode_client(text.as_bytes()).expect("valid client frame"),
                 Message::Close(frame) => panic!("client closed: {frame:?}"),
                 _ => {}
             }
@@ -109,16 +111,8 @@ impl FakeConn {
     /// The next frame, with no deadline of our own (for tests on paused time).
     pub async fn recv_patiently(&mut self) -> ClientFrame {
         loop {
-            match self
-                .0
-                .next()
-                .await
-                .expect("client closed")
-                .expect("socket error")
-            {
-                Message::Text(text) => {
-                    return decode_client(text.as_bytes()).expect("valid client frame")
-                }
+            match self.0.next().await.expect("client closed").expect("socket error") {
+                Message::Text(text) => return decode_client(text.as_bytes()).expect("valid client frame"),
                 Message::Close(frame) => panic!("client closed: {frame:?}"),
                 _ => {}
             }
@@ -136,9 +130,7 @@ impl FakeConn {
     }
 
     pub async fn accept_login_with(&mut self, heartbeat_ms: u64, timeout_ms: u64) -> Login {
-        let ClientFrame::Login(login) = self.recv().await else {
-            panic!("expected login")
-        };
+        let ClientFrame::Login(login) = self.recv().await else { panic!("expected login") };
         self.send(ServerFrame::LoginOk {
             id: login.id,
             session_id: "42".to_owned(),
@@ -153,44 +145,33 @@ impl FakeConn {
 
     /// Expects `login` and refuses it the way Herald does: `error`, then a close.
     pub async fn refuse_login(&mut self, code: u32, close_code: u16) {
-        let ClientFrame::Login(login) = self.recv().await else {
-            panic!("expected login")
-        };
-        self.send(ServerFrame::Error {
-            id: login.id,
-            code,
-            message: "refused".to_owned(),
-        })
-        .await;
+        let ClientFrame::Login(login) = self.recv().await else { panic!("expected login") };
+        self.send(ServerFrame::Error { id: login.id, code, message: "refused".to_owned() }).await;
         self.close(close_code).await;
     }
 
     pub async fn bcast(&mut self, message_id: &str) {
-        self.send(ServerFrame::Bcast {
-            msg: message(message_id),
-        })
-        .await;
+        self.send(ServerFrame::Bcast { msg: message(message_id) }).await;
     }
 
     pub async fn ack(&mut self, id: u64) {
-        self.send(ServerFrame::Ack {
-            id,
-            token_expire: None,
-        })
-        .await;
+        self.send(ServerFrame::Ack { id, token_expire: None }).await;
     }
 
     /// Closes with `code` and waits for the client's side of the handshake.
     pub async fn close(&mut self, code: u16) {
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: "test".into(),
-        };
+        let frame = CloseFrame { code: CloseCode::from(code), reason: "test".into() };
         let _ = self.0.close(Some(frame)).await;
-        let _ = tokio::time::timeout(PATIENCE, async {
-            while let Some(Ok(_)) = self.0.next().await {}
-        })
-        .await;
+        let _ = tokio::time::timeout(PATIENCE, async { while let Some(Ok(_)) = self.0.next().await {} }).await;
+    }
+
+    /// True if nothing from the client is waiting to be read right now (after letting the
+    /// runtime poll its sockets a few times).
+    pub async fn nothing_pending(&mut self) -> bool {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        futures_util::FutureExt::now_or_never(self.0.next()).is_none()
     }
 
     /// Waits until the client goes away, returning its close code if it sent one.

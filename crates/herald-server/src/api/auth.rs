@@ -73,12 +73,15 @@ impl Common {
         let app_id: u32 = app_id.parse().ok().filter(|id| *id != 0).ok_or_else(|| {
             ApiError::access(code::APP_ID_FORMAT, format!("AppId {app_id:?} is not a non-zero 32-bit unsigned number"))
         })?;
-        let nonce = present("SignatureNonce").ok_or_else(|| ApiError::access(code::NONCE_EMPTY, "SignatureNonce is missing"))?;
-        let timestamp = present("Timestamp").ok_or_else(|| ApiError::access(code::TIMESTAMP_EMPTY, "Timestamp is missing"))?;
+        let nonce = present("SignatureNonce")
+            .ok_or_else(|| ApiError::access(code::NONCE_EMPTY, "SignatureNonce is missing"))?;
+        let timestamp =
+            present("Timestamp").ok_or_else(|| ApiError::access(code::TIMESTAMP_EMPTY, "Timestamp is missing"))?;
         let timestamp_s: i64 = timestamp.parse().map_err(|_| {
             ApiError::access(code::TIMESTAMP_FORMAT, format!("Timestamp {timestamp:?} is not a Unix time in seconds"))
         })?;
-        let signature = present("Signature").ok_or_else(|| ApiError::access(code::SIGNATURE_EMPTY, "Signature is missing"))?;
+        let signature =
+            present("Signature").ok_or_else(|| ApiError::access(code::SIGNATURE_EMPTY, "Signature is missing"))?;
         let version = present("SignatureVersion")
             .ok_or_else(|| ApiError::access(code::SIGNATURE_VERSION_EMPTY, "SignatureVersion is missing"))?;
         if version != "2.0" {

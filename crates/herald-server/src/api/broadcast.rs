@@ -104,7 +104,11 @@ pub async fn send_to_all(api: &Api, app: &AppConfig, body: &[u8], now_ms: i64) -
         return Err(ApiError::SenderNotRegistered(from.to_string()));
     }
     let limits = &app.limits;
-    match api.store.try_acquire_broadcast_slot(app.app_id, now_ms, limits.broadcast_per_second, limits.broadcast_per_day).await? {
+    match api
+        .store
+        .try_acquire_broadcast_slot(app.app_id, now_ms, limits.broadcast_per_second, limits.broadcast_per_day)
+        .await?
+    {
         RateDecision::Allowed => {}
         RateDecision::PerSecondExceeded => {
             return Err(ApiError::BroadcastRateLimited(format!(

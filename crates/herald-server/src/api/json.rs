@@ -11,7 +11,8 @@ pub fn parse_object(body: &[u8]) -> Result<Object, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::param("request body is empty; this action expects a JSON object (POST)"));
     }
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::param(format!("request body is not valid UTF-8 ({e})")))?;
+    let text =
+        std::str::from_utf8(body).map_err(|e| ApiError::param(format!("request body is not valid UTF-8 ({e})")))?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(ApiError::param(format!("request body must be a JSON object, got {}", kind(&other)))),

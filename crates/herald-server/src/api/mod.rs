@@ -100,7 +100,10 @@ impl Api {
         let query = Query::parse(raw_query)?;
         let common = auth::Common::from_query(&query)?;
         let app = self.apps.get(&common.app_id).ok_or_else(|| {
-            ApiError::access(code::SECRET_UNAVAILABLE, format!("unknown AppId {}: no app with this id is configured", common.app_id))
+            ApiError::access(
+                code::SECRET_UNAVAILABLE,
+                format!("unknown AppId {}: no app with this id is configured", common.app_id),
+            )
         })?;
         let now_ms = self.clock.now_ms();
         common.verify(app, now_ms.div_euclid(1000), self.config.signature_window_s)?;

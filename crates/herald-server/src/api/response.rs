@@ -30,6 +30,9 @@ mod tests {
     #[test]
     fn common_fields_come_first() {
         let body = super::render(0, "success", 42, &[("ErrorList", serde_json::json!([]))]);
-        assert_eq!(std::str::from_utf8(&body).unwrap(), r#"{"Code":0,"Message":"success","RequestId":"42","ErrorList":[]}"#);
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"Code":0,"Message":"success","RequestId":"42","ErrorList":[]}"#
+        );
     }
 }

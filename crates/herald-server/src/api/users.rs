@@ -24,7 +24,10 @@ struct ItemError {
 
 fn error_list(errors: &[ItemError]) -> Value {
     Value::Array(
-        errors.iter().map(|e| json!({"UserId": e.user_id, "SubCode": e.sub_code, "SubMessage": e.sub_message})).collect(),
+        errors
+            .iter()
+            .map(|e| json!({"UserId": e.user_id, "SubCode": e.sub_code, "SubMessage": e.sub_message}))
+            .collect(),
     )
 }
 
@@ -53,7 +56,9 @@ fn user_items<'a>(obj: &'a Object, key: &str, app: &AppConfig) -> Result<Vec<&'a
     items
         .iter()
         .enumerate()
-        .map(|(i, v)| v.as_object().ok_or_else(|| ApiError::param(format!("{key}[{i}] must be an object, got {}", json::kind(v)))))
+        .map(|(i, v)| {
+            v.as_object().ok_or_else(|| ApiError::param(format!("{key}[{i}] must be an object, got {}", json::kind(v))))
+        })
         .collect()
 }
 
@@ -83,9 +88,13 @@ pub async fn register(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fields,
         let avatar = json::opt_str(item, "UserAvatar", &format!("UserInfo[{i}].UserAvatar"))?;
         let problem = id_problem(user_id)
             .or_else(|| length_problem("UserName", name, app.limits.user_name_max_bytes, code::USER_NAME_TOO_LONG))
-            .or_else(|| length_problem("UserAvatar", avatar, app.limits.user_avatar_max_bytes, code::USER_AVATAR_TOO_LONG));
+            .or_else(|| {
+                length_problem("UserAvatar", avatar, app.limits.user_avatar_max_bytes, code::USER_AVATAR_TOO_LONG)
+            });
         match problem {
-            Some((sub_code, sub_message)) => errors.push((i, ItemError { user_id: user_id.to_string(), sub_code, sub_message })),
+            Some((sub_code, sub_message)) => {
+                errors.push((i, ItemError { user_id: user_id.to_string(), sub_code, sub_message }))
+            }
             None => fresh.push((
                 i,
                 UserRecord {
@@ -119,7 +128,9 @@ pub async fn query_infos(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fiel
     let mut errors = Vec::new();
     for id in &ids {
         match found.iter().find(|u| &u.user_id == id) {
-            Some(u) => result.push(json!({"UserId": u.user_id, "UserName": u.user_name, "UserAvatar": u.user_avatar, "Extra": u.extra})),
+            Some(u) => result.push(
+                json!({"UserId": u.user_id, "UserName": u.user_name, "UserAvatar": u.user_avatar, "Extra": u.extra}),
+            ),
             None => errors.push(ItemError {
                 user_id: id.clone(),
                 sub_code: code::USER_NOT_FOUND,
@@ -169,7 +180,9 @@ pub async fn modify(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fields, A
             .or_else(|| length_problem("UserAvatar", avatar, l.user_avatar_max_bytes, code::USER_AVATAR_TOO_LONG))
             .or_else(|| length_problem("Extra", extra, l.user_extra_max_bytes, code::PARAM_ERROR));
         match problem {
-            Some((sub_code, sub_message)) => errors.push((i, ItemError { user_id: user_id.to_string(), sub_code, sub_message })),
+            Some((sub_code, sub_message)) => {
+                errors.push((i, ItemError { user_id: user_id.to_string(), sub_code, sub_message }))
+            }
             None => changes.push((
                 i,
                 UserChange {
@@ -196,7 +209,8 @@ pub async fn modify(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fields, A
 /// `QueryUserOnlineState` (GET, `UserId[]=a&UserId[]=b`): Online while any session of the
 /// user is logged in with a live heartbeat.
 pub async fn online_state(api: &Api, app: &AppConfig, query: &Query) -> Result<Fields, ApiError> {
-    let ids: Vec<Value> = query.all("UserId[]").chain(query.all("UserId")).map(|s| Value::String(s.to_string())).collect();
+    let ids: Vec<Value> =
+        query.all("UserId[]").chain(query.all("UserId")).map(|s| Value::String(s.to_string())).collect();
     if ids.is_empty() {
         return Err(ApiError::param("UserId[] is required: pass UserId[]=a&UserId[]=b in the query"));
     }

@@ -36,7 +36,9 @@ pub async fn listen(args: ListenArgs, out: &mut (dyn Write + Send)) -> Result<()
             match event {
                 Event::BroadcastMessageReceived(msg) => {
                     let line = serde_json::to_string(&msg).map_err(|e| e.to_string())?;
-                    writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| format!("cannot write output: {e}"))?;
+                    writeln!(out, "{line}")
+                        .and_then(|_| out.flush())
+                        .map_err(|e| format!("cannot write output: {e}"))?;
                     printed += 1;
                     if Some(printed) == args.count {
                         return Ok(());
@@ -51,7 +53,9 @@ pub async fn listen(args: ListenArgs, out: &mut (dyn Write + Send)) -> Result<()
         Err("disconnected for good (see the connection events above)".to_string())
     };
     match deadline {
-        Some(d) => tokio::time::timeout_at(d, work).await.unwrap_or_else(|_| Err("timed out before enough broadcasts arrived".into())),
+        Some(d) => tokio::time::timeout_at(d, work)
+            .await
+            .unwrap_or_else(|_| Err("timed out before enough broadcasts arrived".into())),
         None => work.await,
     }
 }

@@ -2,7 +2,14 @@
 
 use herald_proto::token04::{self, Mode};
 
-pub fn new_token(app_id: u32, user_id: &str, secret: &str, ttl_s: i64, mode: Mode, now_s: i64) -> Result<String, String> {
+pub fn new_token(
+    app_id: u32,
+    user_id: &str,
+    secret: &str,
+    ttl_s: i64,
+    mode: Mode,
+    now_s: i64,
+) -> Result<String, String> {
     token04::generate(app_id, user_id, secret, ttl_s, mode, now_s).map_err(|e| e.to_string())
 }
 

@@ -96,7 +96,9 @@ impl Session {
                         }
                     }
                     Ok(None) => break,
-                    Err(WsError::TooLarge { .. }) => return (close::FRAME_TOO_LARGE, "frame larger than the server accepts"),
+                    Err(WsError::TooLarge { .. }) => {
+                        return (close::FRAME_TOO_LARGE, "frame larger than the server accepts")
+                    }
                     Err(_) => return (close::BAD_FRAME, "malformed WebSocket frame"),
                 }
             }
@@ -215,7 +217,12 @@ impl Session {
         match msg {
             Message::Text(text) => match frame::decode_client(&text) {
                 Ok(f) => self.on_frame(f).await,
-                Err(e) => self.fail(0, code::SDK_BAD_FRAME, format!("malformed frame: {e}"), (close::BAD_FRAME, "malformed frame")),
+                Err(e) => self.fail(
+                    0,
+                    code::SDK_BAD_FRAME,
+                    format!("malformed frame: {e}"),
+                    (close::BAD_FRAME, "malformed frame"),
+                ),
             },
             Message::Binary(_) => self.fail(
                 0,
@@ -237,7 +244,9 @@ impl Session {
         let not_logged_in = (close::NOT_LOGGED_IN, "frame before login");
         match f {
             ClientFrame::Login(login) if self.user.is_none() => self.login(login).await,
-            ClientFrame::Login(_) => self.fail(id, code::SDK_NOT_LOGGED_IN, "already logged in", (close::NOT_LOGGED_IN, "second login")),
+            ClientFrame::Login(_) => {
+                self.fail(id, code::SDK_NOT_LOGGED_IN, "already logged in", (close::NOT_LOGGED_IN, "second login"))
+            }
             _ if self.user.is_none() => self.fail(id, code::SDK_NOT_LOGGED_IN, "log in first", not_logged_in),
             ClientFrame::Ping { id } => {
                 self.send(&ServerFrame::Pong { id });
@@ -288,7 +297,12 @@ impl Session {
         let version: SdkVersion = match login.sdk_version.parse() {
             Ok(v) => v,
             Err(e) => {
-                return self.fail(id, code::SDK_FIELD_INVALID, format!("sdk_version: {e}"), (close::UNSUPPORTED_VERSION, "bad sdk_version"))
+                return self.fail(
+                    id,
+                    code::SDK_FIELD_INVALID,
+                    format!("sdk_version: {e}"),
+                    (close::UNSUPPORTED_VERSION, "bad sdk_version"),
+                )
             }
         };
         if login.device_id.is_empty() || login.device_id.len() > DEVICE_ID_MAX_BYTES {
@@ -301,15 +315,26 @@ impl Session {
             return self.fail(id, code::SDK_FIELD_INVALID, msg, failed);
         }
         // A first login registers the user, as in ZIM.
-        if let Err(e) = self.gw.store.ensure_user(app.app_id, &login.user_id, &user_name, self.gw.clock.now_ms()).await {
+        if let Err(e) = self.gw.store.ensure_user(app.app_id, &login.user_id, &user_name, self.gw.clock.now_ms()).await
+        {
             tracing::warn!(error = %e, "store failed at login");
-            return self.fail(id, code::DB_FAILED, "server storage failed; try again", (close::INTERNAL, "store failed"));
+            return self.fail(
+                id,
+                code::DB_FAILED,
+                "server storage failed; try again",
+                (close::INTERNAL, "store failed"),
+            );
         }
         let session_id = self.gw.ids.next();
         let receives = version >= BROADCAST_MIN;
         let max = self.gw.cfg.max_sessions_per_user;
         if let Err(e) = self.gw.hub.join(app.app_id, &login.user_id, session_id, self.conn.clone(), receives, max) {
-            return self.fail(id, code::SDK_TOO_MANY_SESSIONS, e.to_string(), (close::TOO_MANY_SESSIONS, "too many sessions"));
+            return self.fail(
+                id,
+                code::SDK_TOO_MANY_SESSIONS,
+                e.to_string(),
+                (close::TOO_MANY_SESSIONS, "too many sessions"),
+            );
         }
         let expire = token.claims.expire;
         self.user = Some(LoggedIn {
@@ -333,7 +358,11 @@ impl Session {
 
     async fn set_push_id(&self, id: u64, push_id: String, provider: &str) {
         let Some(provider) = PushProvider::parse(provider) else {
-            return self.error(id, code::SDK_FIELD_INVALID, format!("unknown push provider {provider:?}; use fcm, apns or webhook"));
+            return self.error(
+                id,
+                code::SDK_FIELD_INVALID,
+                format!("unknown push provider {provider:?}; use fcm, apns or webhook"),
+            );
         };
         if push_id.is_empty() || push_id.len() > PUSH_ID_MAX_BYTES {
             return self.error(id, code::SDK_FIELD_INVALID, format!("push_id must be 1..={PUSH_ID_MAX_BYTES} bytes"));
@@ -364,7 +393,10 @@ impl Session {
             Ok(t) if t.claims.expire - now_s < TOKEN_WARNING_S => self.error(
                 id,
                 code::SDK_TOKEN_TOO_SHORT,
-                format!("the new token is valid for {} s; at least {TOKEN_WARNING_S} s are needed", t.claims.expire - now_s),
+                format!(
+                    "the new token is valid for {} s; at least {TOKEN_WARNING_S} s are needed",
+                    t.claims.expire - now_s
+                ),
             ),
             Ok(t) => {
                 let expire = t.claims.expire;

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Herald vs nats-server, side by side on this machine: broadcast fan-out to N WebSocket clients.
+#
+#   bench/compare.sh                      # 1,000 / 10,000 / 18,000 clients, 20 broadcasts of 64 B
+#   SIZES="1000 5000" BROADCASTS=10 PAYLOAD=256 INTERVAL_MS=500 bench/compare.sh
+#   TARGETS=nats SKIP_BUILD=1 EXTRA="--grace-s 10" bench/compare.sh
+#
+# Prints every run's JSON line, then a table with the herald/nats ratios of server CPU per
+# delivery, time to the last client (kernel timestamps, median over broadcasts) and server memory
+# per connection, against Herald's bar (docs: /work/shared/DESIGN.md): 1/5, 1/3, 1/3.
+# The JSON lines are also kept in $OUT (default /tmp/herald-compare-<date>.jsonl).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+SIZES=${SIZES:-"1000 10000 18000"}
+BROADCASTS=${BROADCASTS:-20}
+PAYLOAD=${PAYLOAD:-64}
+INTERVAL_MS=${INTERVAL_MS:-200}
+TARGETS=${TARGETS:-"herald nats"}
+OUT=${OUT:-${TMPDIR:-/tmp}/herald-compare-$(date +%Y%m%d-%H%M%S).jsonl}
+EXTRA=${EXTRA:-}
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    cargo build --release -p herald-bench -p herald-server >&2
+fi
+BENCH=target/release/herald-bench
+
+load=$(cut -d' ' -f1 /proc/loadavg)
+if python3 -c "import sys; sys.exit(0 if float('$load') > 0.5 else 1)"; then
+    echo "warning: load average is $load; other work on these 2 cores skews the numbers" >&2
+fi
+
+: >"$OUT"
+for n in $SIZES; do
+    for target in $TARGETS; do
+        echo "== $target, $n clients, $BROADCASTS broadcasts of $PAYLOAD B every $INTERVAL_MS ms" >&2
+        # shellcheck disable=SC2086
+        if line=$("$BENCH" fanout --target "$target" --conns "$n" --broadcasts "$BROADCASTS" \
+            --payload "$PAYLOAD" --interval-ms "$INTERVAL_MS" --json $EXTRA); then
+            echo "$line" | tee -a "$OUT"
+        else
+            echo "run failed: $target $n" >&2
+        fi
+        sleep 2 # let TIME_WAIT sockets and the page cache settle between runs
+    done
+done
+
+python3 - "$OUT" <<'PY'
+import json, sys
+
+runs = {}
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line:
+        r = json.loads(line)
+        runs[(r["target"], r["conns"])] = r
+
+def fmt(v, digits=1):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+def ratio(h, n):
+    return None if h is None or n in (None, 0) else h / n
+
+metrics = [
+    ("server_cpu_us_per_delivery", "cpu us/delivery", 1 / 5),
+    ("klast_median_ms", "last client ms", 1 / 3),
+    ("server_kb_per_conn", "kB/conn", 1 / 3),
+]
+sizes = sorted({c for (_, c) in runs})
+print()
+print(f"{'conns':>6} | {'metric':<16} | {'herald':>9} | {'nats':>9} | {'herald/nats':>11} | {'bar':>5} | ok")
+print("-" * 72)
+for c in sizes:
+    h, n = runs.get(("herald", c), {}), runs.get(("nats", c), {})
+    for key, label, bar in metrics:
+        hv, nv = h.get(key), n.get(key)
+        r = ratio(hv, nv)
+        ok = "-" if r is None else ("yes" if r <= bar else "NO")
+        print(f"{c:>6} | {label:<16} | {fmt(hv, 2):>9} | {fmt(nv, 2):>9} | {fmt(r, 3):>11} | {bar:>5.2f} | {ok}")
+    for name, r in (("herald", h), ("nats", n)):
+        if r and r.get("received") != r.get("expected"):
+            print(f"{c:>6} | {name}: received {r.get('received')} of {r.get('expected')}")
+print()
+print(f"results: {sys.argv[1]}")
+PY
