@@ -33,6 +33,8 @@ pub struct Report {
     pub server_cpu_us_per_delivery: Option<f64>,
     pub login_s: f64,
     // Details.
+    /// Server CPU spent per client while connecting and logging in.
+    pub server_login_cpu_us_per_conn: Option<f64>,
     pub kp99_ms: Option<f64>,
     pub kmax_ms: Option<f64>,
     pub last_max_ms: Option<f64>,
@@ -99,6 +101,7 @@ pub async fn run(common: &CommonArgs, fanout: Option<&FanoutArgs>) -> Result<Rep
         app_id: common.app_id,
         secret: common.secret.clone(),
     };
+    let login_cpu_before = pid.and_then(|p| procfs::cpu_ms(p).ok());
     let started = Instant::now();
     let mut fleet = Fleet::spawn(&template, common.per_worker).await?;
     report.workers = fleet.workers();
@@ -106,6 +109,12 @@ pub async fn run(common: &CommonArgs, fanout: Option<&FanoutArgs>) -> Result<Rep
     let login_budget = Duration::from_secs(60) + Duration::from_millis(20 * conns as u64);
     let ready = fleet.wait_ready(login_budget).await?;
     report.login_s = round3(started.elapsed().as_secs_f64());
+    let login_cpu_after = pid.and_then(|p| procfs::cpu_ms(p).ok());
+    if let (Some(before), Some(after)) = (login_cpu_before, login_cpu_after) {
+        if ready.ok > 0 {
+            report.server_login_cpu_us_per_conn = Some(round3((after - before) * 1000.0 / ready.ok as f64));
+        }
+    }
     report.conns_ok = ready.ok;
     report.login_failed = ready.failed;
     report.first_error = ready.first_error;
@@ -222,13 +231,17 @@ pub fn summary(r: &Report) -> String {
             opt(r.klast_max_ms)
         );
         s += &format!("tool's own lag        : p50 {} ms, p99 {} ms\n", opt(r.tool_lag_p50_ms), opt(r.tool_lag_p99_ms));
+        let each: Vec<String> = r.klast_each_ms.iter().map(|v| format!("{v:.1}")).collect();
+        s += &format!("last client, each     : {} ms (kernel stamps)\n", each.join(" "));
         s += &format!(
-            "server CPU            : {} ms in all, {} ms per broadcast, {} µs per delivery\n",
+            "server CPU            : {} ms in all, {} ms per broadcast, {} µs per delivery (tool's workers: {} ms)\n",
             opt(r.server_cpu_ms),
             opt(r.server_cpu_ms_per_broadcast),
-            opt(r.server_cpu_us_per_delivery)
+            opt(r.server_cpu_us_per_delivery),
+            opt(r.tool_cpu_ms)
         );
     }
+    s += &format!("server CPU at login   : {} µs per client\n", opt(r.server_login_cpu_us_per_conn));
     s += &format!(
         "server memory         : {} kB idle, {} kB loaded, {} kB per connection\n",
         r.server_rss_kb_idle.map_or("-".into(), |v| v.to_string()),

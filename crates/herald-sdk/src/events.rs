@@ -8,7 +8,7 @@ use herald_proto::frame::ZimMessage;
 use tokio::sync::mpsc;
 
 /// One event, as ZIM's event handler would get it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// ZIM `broadcastMessageReceived`: a `SendMessageToAllUsers` message. Each `messageID` is
     /// delivered once, even when the server sends it again after a reconnect.

@@ -42,8 +42,15 @@ pub(crate) struct Status {
 #[derive(Debug)]
 enum Pending {
     Ping,
-    PushId(Vec<Reply<()>>),
-    Renew { token: String, reply: Reply<i64> },
+    /// The push ID and provider sent, and who waits for the answer.
+    PushId {
+        sent: (String, String),
+        replies: Vec<Reply<()>>,
+    },
+    Renew {
+        token: String,
+        reply: Reply<i64>,
+    },
     Logout(Vec<Reply<()>>),
 }
 
@@ -162,6 +169,7 @@ impl Session {
                 Ok((ws, accepted)) => {
                     tracing::info!(%url, session_id = %accepted.session_id, "reconnected");
                     self.backoff.reset();
+                    self.set_status(ConnectionState::Connected, Some(accepted.session_id.clone()));
                     self.emit_state(ConnectionState::Connected, ConnectionEvent::Success, String::new()).await;
                     return Ok((ws, accepted));
                 }
@@ -178,7 +186,6 @@ impl Session {
 
     /// Serves one logged-in connection until it ends.
     async fn serve(&mut self, mut ws: Ws, accepted: Accepted) -> Ended {
-        self.set_status(ConnectionState::Connected, Some(accepted.session_id.clone()));
         if let Err(end) = self.after_login(&mut ws, &accepted).await {
             return end;
         }
@@ -202,7 +209,7 @@ impl Session {
                 }
             };
             if let Err(end) = step {
-                if matches!(end, Ended::Interrupted(_) | Ended::Dropped) {
+                if !matches!(end, Ended::LoggedOut(_)) {
                     close(&mut ws, CloseCode::Normal, "").await;
                 }
                 return end;
@@ -215,11 +222,15 @@ impl Session {
         for reply in mem::take(&mut self.waiting.renew) {
             let _ = reply.send(Ok(accepted.token_expire));
         }
-        if let Some((push_id, provider)) = self.push_id.clone() {
-            let id = self.next_id();
-            let waiting = mem::take(&mut self.waiting.push_id);
-            let frame = ClientFrame::SetPushId { id, push_id, provider };
-            self.request(ws, id, frame, Pending::PushId(waiting)).await?;
+        let replies = mem::take(&mut self.waiting.push_id);
+        match self.push_id.clone() {
+            Some(sent) => {
+                let id = self.next_id();
+                let frame = ClientFrame::SetPushId { id, push_id: sent.0.clone(), provider: sent.1.clone() };
+                self.request(ws, id, frame, Pending::PushId { sent, replies }).await?;
+            }
+            // Only when the server refused the same push ID on a request sent after these.
+            None => replies.into_iter().for_each(|r| drop(r.send(Err(SdkError::Protocol("push ID refused".into()))))),
         }
         let logout = mem::take(&mut self.waiting.logout);
         if !logout.is_empty() {
@@ -269,7 +280,7 @@ impl Session {
                 self.pending.remove(&id);
             }
             ServerFrame::Ack { id, token_expire } => match self.pending.remove(&id) {
-                Some(Pending::PushId(replies)) => replies.into_iter().for_each(|r| drop(r.send(Ok(())))),
+                Some(Pending::PushId { replies, .. }) => replies.into_iter().for_each(|r| drop(r.send(Ok(())))),
                 Some(Pending::Renew { token, reply }) => {
                     let answer = match token_expire {
                         Some(expire) => {
@@ -290,9 +301,11 @@ impl Session {
             ServerFrame::Error { id, code, message } => {
                 let error = SdkError::Server { code, message };
                 match self.pending.remove(&id) {
-                    Some(Pending::PushId(replies)) => {
+                    Some(Pending::PushId { sent, replies }) => {
                         // Refused once, refused after every reconnect: forget it.
-                        self.push_id = None;
+                        if self.push_id.as_ref() == Some(&sent) {
+                            self.push_id = None;
+                        }
                         replies.into_iter().for_each(|r| drop(r.send(Err(error.clone()))));
                     }
                     Some(Pending::Renew { reply, .. }) => drop(reply.send(Err(error))),
@@ -331,9 +344,10 @@ impl Session {
         let id = self.next_id();
         match command {
             Command::SetPushId { push_id, provider, reply } => {
-                self.push_id = Some((push_id.clone(), provider.clone()));
+                let sent = (push_id.clone(), provider.clone());
+                self.push_id = Some(sent.clone());
                 let frame = ClientFrame::SetPushId { id, push_id, provider };
-                self.request(ws, id, frame, Pending::PushId(vec![reply])).await
+                self.request(ws, id, frame, Pending::PushId { sent, replies: vec![reply] }).await
             }
             Command::RenewToken { token, reply } => {
                 let frame = ClientFrame::RenewToken { id, token: token.clone() };
@@ -372,7 +386,7 @@ impl Session {
             match pending {
                 Pending::Ping => {}
                 // The push ID itself is sent again after the login anyway.
-                Pending::PushId(replies) => self.waiting.push_id.extend(replies),
+                Pending::PushId { replies, .. } => self.waiting.push_id.extend(replies),
                 // The server may or may not have taken the new token; log in with it either way.
                 Pending::Renew { token, reply } => {
                     self.config.token = token;

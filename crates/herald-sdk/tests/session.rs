@@ -169,7 +169,6 @@ async fn pings_every_heartbeat_and_reconnects_when_the_server_goes_silent() {
     assert_eq!(client.state(), Connected);
     advance(Duration::from_secs(1)).await;
     assert_eq!(conn.closed_by_client().await, Some(1000));
-    drop(conn);
     let extended = expect_state(&mut events, Reconnecting, LoginInterrupted).await;
     assert!(extended.contains("silent"), "{extended}");
 
@@ -208,7 +207,7 @@ async fn reconnects_move_to_the_next_url() {
     let mut a = FakeServer::start().await;
     let mut b = FakeServer::start().await;
     let config = config(&[&a.url, &b.url]);
-    let (_client, mut events, mut conn) = logged_in(&mut a, config).await;
+    let (_client, mut events, conn) = logged_in(&mut a, config).await;
 
     conn.close(4000).await;
     let mut conn = b.accept().await;
@@ -227,7 +226,7 @@ async fn reconnects_move_to_the_next_url() {
 async fn a_terminal_close_stops_the_session() {
     for (code, event) in [(4502, TokenExpired), (4501, TokenExpired), (4504, KickedOut), (1000, KickedOut)] {
         let mut server = FakeServer::start().await;
-        let (client, mut events, mut conn) = logged_in_at(&mut server).await;
+        let (client, mut events, conn) = logged_in_at(&mut server).await;
         conn.close(code).await;
 
         let extended = expect_state(&mut events, Disconnected, event).await;
@@ -243,7 +242,7 @@ async fn a_terminal_close_stops_the_session() {
 #[tokio::test]
 async fn a_refused_relogin_stops_the_session() {
     let mut server = FakeServer::start().await;
-    let (_client, mut events, mut conn) = logged_in_at(&mut server).await;
+    let (_client, mut events, conn) = logged_in_at(&mut server).await;
     conn.close(4000).await;
     server.accept().await.refuse_login(herald_proto::code::SDK_TOKEN_EXPIRED, 4502).await;
 
@@ -258,7 +257,7 @@ async fn reconnects_give_up_after_max_attempts() {
     let mut server = FakeServer::start().await;
     let mut config = config(&[&server.url]);
     config.reconnect.max_attempts = Some(2);
-    let (_client, mut events, mut conn) = logged_in(&mut server, config).await;
+    let (_client, mut events, conn) = logged_in(&mut server, config).await;
     server.stop();
     conn.close(4000).await;
 
@@ -399,7 +398,7 @@ async fn logout_waits_for_the_ack_and_ends_the_events() {
 #[tokio::test]
 async fn dropping_every_handle_closes_the_connection() {
     let mut server = FakeServer::start().await;
-    let (client, mut events, mut conn) = logged_in_at(&mut server).await;
+    let (client, mut events, conn) = logged_in_at(&mut server).await;
     drop(client);
     assert_eq!(conn.closed_by_client().await, Some(1000));
     expect_state(&mut events, Disconnected, Success).await;

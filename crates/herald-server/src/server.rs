@@ -15,7 +15,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -108,8 +107,9 @@ async fn accept_loop(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let graceful = GracefulShutdown::new();
     let builder = Builder::new(TokioExecutor::new());
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -131,11 +131,21 @@ async fn accept_loop(
         });
         match &tls {
             None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc).into_owned();
-                let conn = graceful.watch(conn);
+                // Plain TCP speaks HTTP/1.1 only: hyper then hands the upgraded socket back as
+                // the bare `TcpStream` (the auto builder would wrap it for protocol sniffing),
+                // which lets the fan-out write to it directly.
+                let conn = http1.serve_connection(TokioIo::new(tcp), svc).with_upgrades();
+                let shutdown = shutdown.clone();
                 tracker.spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "http connection ended with an error");
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        res = conn.as_mut() => if let Err(e) = res {
+                            tracing::debug!(%peer, error = %e, "http connection ended with an error");
+                        },
+                        _ = shutdown.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
                     }
                 });
             }
@@ -164,11 +174,7 @@ async fn accept_loop(
     drop(listener);
     tracker.close();
     tracing::info!("shutting down: closing sessions and finishing requests");
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        graceful.shutdown().await;
-        tracker.wait().await;
-    })
-    .await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await;
 }
 
 impl Routes {

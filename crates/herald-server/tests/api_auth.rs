@@ -113,6 +113,15 @@ async fn timestamp_more_than_600_s_away_answers_100000004_in_both_directions() {
 }
 
 #[tokio::test]
+async fn extreme_timestamps_answer_100000004() {
+    let server = server_with_probe_user().await;
+    for timestamp in [i64::MIN, i64::MIN + 1, -1_000_000_000_000_000_000, -1, 0, i64::MAX] {
+        let params = signed_params(PROBE, APP_ID, SECRET, &server.nonce(), timestamp);
+        assert_code_for(&probe(&server, params).await, SIGNATURE_EXPIRED, &format!("Timestamp={timestamp}"));
+    }
+}
+
+#[tokio::test]
 async fn the_window_follows_the_servers_clock_not_the_wall_clock() {
     let server = server_with_probe_user().await;
     // Signed "now", then the server's clock moves on by 11 minutes before it arrives.
@@ -164,6 +173,16 @@ async fn a_replayed_nonce_answers_100000005() {
     let other_action = signed_params("QueryUserInfos", APP_ID, SECRET, &nonce, server.now_s());
     let answer = server.raw(&other_action.query(), Some(br#"{"UserIds":["probe"]}"#.to_vec())).await;
     assert_code(&answer, SIGNATURE_INVALID);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_replays_are_accepted_exactly_once() {
+    let server = server_with_probe_user().await;
+    let params = server.signed(PROBE);
+    let answers = futures_util::future::join_all((0..8).map(|_| probe(&server, params.clone()))).await;
+    let codes: Vec<u64> = answers.iter().map(common::code).collect();
+    assert_eq!(codes.iter().filter(|c| **c == SUCCESS).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == SIGNATURE_INVALID).count(), 7, "{codes:?}");
 }
 
 #[tokio::test]

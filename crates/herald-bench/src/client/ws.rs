@@ -102,16 +102,31 @@ impl WsConn {
         loop {
             self.stream.readable().await?;
             let fd = self.stream.as_raw_fd();
+            let mut short_read = None;
             let got = SCRATCH.with(|scratch| {
                 let mut scratch = scratch.borrow_mut();
-                let (n, stamp) = self.stream.try_io(Interest::READABLE, || tstamp::recv(fd, &mut scratch))?;
-                self.buf.extend_from_slice(&scratch[..n]);
-                Ok::<_, io::Error>((n, stamp))
+                let capacity = scratch.len();
+                self.stream.try_io(Interest::READABLE, || {
+                    let (n, stamp) = tstamp::recv(fd, &mut scratch)?;
+                    self.buf.extend_from_slice(&scratch[..n]);
+                    if n > 0 && n < capacity {
+                        // A short read drained the socket. Report WouldBlock so tokio clears the
+                        // readiness now (it does so only if no new edge came in meanwhile):
+                        // that saves the next recvmsg, which would only return EAGAIN — one
+                        // syscall less per broadcast per client. The data is in the buffer.
+                        short_read = Some(stamp);
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                    Ok((n, stamp))
+                })
             });
             match got {
                 Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok((_, stamp)) => return Ok(stamp),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match short_read {
+                    Some(stamp) => return Ok(stamp),
+                    None => continue,
+                },
                 Err(e) => return Err(e),
             }
         }

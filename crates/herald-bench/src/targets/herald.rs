@@ -37,6 +37,9 @@ fn herald_bin(args: &CommonArgs) -> Result<PathBuf> {
 fn config(port: u16, tmp: &TmpDir, args: &CommonArgs) -> String {
     format!(
         r#"listen = "127.0.0.1:{port}"
+data_dir = "{dir}"
+# Per-connection logging would be part of the measured cost; nats-server logs none by default.
+log = "warn"
 
 [store]
 url = "sqlite://{db}"
@@ -50,6 +53,7 @@ broadcast_per_second = 1000
 broadcast_per_day = 1000000
 message_max_bytes = 32768
 "#,
+        dir = tmp.path.display(),
         db = tmp.path.join("herald.db").display(),
         app_id = args.app_id,
         secret = args.secret,

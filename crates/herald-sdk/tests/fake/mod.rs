@@ -34,6 +34,7 @@ impl FakeServer {
         let acceptor = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 // Echo the subprotocol as Herald does; the SDK insists on it.
+                #[allow(clippy::result_large_err)] // the signature is tungstenite's
                 let echo = |request: &Request, mut response: Response| {
                     if let Some(protocol) = request.headers().get("Sec-WebSocket-Protocol") {
                         assert_eq!(protocol, "herald.v1");
@@ -144,7 +145,7 @@ impl FakeConn {
     }
 
     /// Expects `login` and refuses it the way Herald does: `error`, then a close.
-    pub async fn refuse_login(&mut self, code: u32, close_code: u16) {
+    pub async fn refuse_login(mut self, code: u32, close_code: u16) {
         let ClientFrame::Login(login) = self.recv().await else { panic!("expected login") };
         self.send(ServerFrame::Error { id: login.id, code, message: "refused".to_owned() }).await;
         self.close(close_code).await;
@@ -158,8 +159,9 @@ impl FakeConn {
         self.send(ServerFrame::Ack { id, token_expire: None }).await;
     }
 
-    /// Closes with `code` and waits for the client's side of the handshake.
-    pub async fn close(&mut self, code: u16) {
+    /// Closes with `code`, waits for the client's side of the handshake, then drops the TCP
+    /// connection as a server does.
+    pub async fn close(mut self, code: u16) {
         let frame = CloseFrame { code: CloseCode::from(code), reason: "test".into() };
         let _ = self.0.close(Some(frame)).await;
         let _ = tokio::time::timeout(PATIENCE, async { while let Some(Ok(_)) = self.0.next().await {} }).await;
@@ -174,8 +176,9 @@ impl FakeConn {
         futures_util::FutureExt::now_or_never(self.0.next()).is_none()
     }
 
-    /// Waits until the client goes away, returning its close code if it sent one.
-    pub async fn closed_by_client(&mut self) -> Option<u16> {
+    /// Waits until the client goes away, returning its close code if it sent one, then drops
+    /// the connection.
+    pub async fn closed_by_client(mut self) -> Option<u16> {
         loop {
             match self.0.next().await {
                 Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),

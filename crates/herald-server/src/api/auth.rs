@@ -101,7 +101,7 @@ impl Common {
 
     /// Checks the timestamp window and the md5 signature against the app's secret.
     pub fn verify(&self, app: &AppConfig, now_s: i64, window_s: u64) -> Result<(), ApiError> {
-        let skew = (now_s - self.timestamp_s).unsigned_abs();
+        let skew = now_s.abs_diff(self.timestamp_s);
         if skew > window_s {
             return Err(ApiError::access(
                 code::SIGNATURE_EXPIRED,

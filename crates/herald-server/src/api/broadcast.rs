@@ -81,7 +81,7 @@ pub async fn send_to_all(api: &Api, app: &AppConfig, body: &[u8], now_ms: i64) -
             json::opt_str(push, key, &format!("MessageBody.OfflinePush.{key}"))?;
         }
     }
-    if (11..=14).contains(&message_type) && !message.trim_start().starts_with('{') {
+    if (11..=14).contains(&message_type) && serde_json::from_str::<json::Object>(message).is_err() {
         return Err(ApiError::param(format!(
             "MessageBody.Message of a media message (type {message_type}) must be a JSON object string"
         )));

@@ -111,9 +111,9 @@ impl Api {
             return Err(ApiError::UnsupportedAction(common.action));
         }
         let window_ms = self.config.signature_window_s as i64 * 1000;
-        // Remembered for twice the skew window: a timestamp up to `window` in the future stays
-        // acceptable for `2 * window` of server time.
-        if !self.store.remember_nonce(app.app_id, &common.nonce, now_ms, 2 * window_ms).await? {
+        // Remembered for twice the skew window plus one second: a timestamp up to `window` in
+        // the future stays acceptable through the whole second `now_s + 2 * window`.
+        if !self.store.remember_nonce(app.app_id, &common.nonce, now_ms, 2 * window_ms + 1000).await? {
             return Err(ApiError::access(
                 code::SIGNATURE_INVALID,
                 format!("SignatureNonce {:?} was already used within the signature window; sign every request with a fresh nonce", common.nonce),

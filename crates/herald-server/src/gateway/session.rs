@@ -77,6 +77,9 @@ impl Session {
     ) -> Ending {
         let cfg = &self.gw.cfg;
         let mut buf = BytesMut::from(&leftover[..]);
+        // `leftover` may be a view into hyper's 8 KB request buffer: copying what is left and
+        // dropping it keeps that buffer from living as long as the session.
+        drop(leftover);
         let mut decoder = Decoder::new(cfg.max_client_frame_bytes, Role::Server);
         let heartbeat_timeout = Duration::from_millis(cfg.heartbeat_timeout_ms);
         let stall_timeout = Duration::from_millis(cfg.write_stall_timeout_ms);

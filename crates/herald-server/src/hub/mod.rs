@@ -223,6 +223,7 @@ impl Dispatch for Arc<Hub> {
     fn dispatch(&self, b: Arc<AcceptedBroadcast>) {
         let hub = self.clone();
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let report = if b.reaches_online_sessions() {
                 let frame = Hub::encode(&b);
                 hub.fanout(b.app_id, frame).await
@@ -235,6 +236,7 @@ impl Dispatch for Arc<Hub> {
                 delivered = report.delivered(),
                 dropped = report.dropped,
                 skipped_old_sdk = report.skipped_old_sdk,
+                elapsed_us = started.elapsed().as_micros() as u64,
                 "broadcast fan-out done"
             );
             if let Err(e) = hub.store.set_broadcast_online_delivered(b.app_id, b.message_id, report.delivered()).await {
