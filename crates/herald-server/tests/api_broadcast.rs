@@ -40,21 +40,25 @@ fn with(base: &Value, at: &str, key: &str, value: Option<Value>) -> Value {
     v
 }
 
-/// The media JSON a valid message of each media type carries.
+/// A valid broadcast of a media type (spec §3.6): `Message` is the media JSON as a string.
 fn media(message_type: u32) -> Value {
-    let inner = match message_type {
-        11 => json!({"Uid": "img-1", "Origin": {"Url": "https://e.com/o.png", "Width": 640, "Height": 480},
-                     "Thumbnail": {"Url": "https://e.com/t.png", "Width": 64, "Height": 48}, "FileName": "o.png"}),
-        12 => json!({"Uid": "file-1", "Url": "https://e.com/f.pdf", "FileName": "f.pdf", "Size": 1024}),
-        13 => {
-            json!({"Uid": "aud-1", "Url": "https://e.com/a.m4a", "FileName": "a.m4a", "Size": 2048, "MediaDuration": 3})
-        }
-        14 => {
-            json!({"Uid": "vid-1", "Url": "https://e.com/v.mp4", "FileName": "v.mp4", "Size": 4096, "MediaDuration": 9,
-                     "Thumbnail": {"Url": "https://e.com/v.png", "Width": 320, "Height": 180}})
-        }
+    let file =
+        |name: &str| json!({"Uid": name, "Url": format!("https://e.com/{name}"), "FileName": name, "Size": 1024});
+    let thumbnail = json!({"Url": "https://e.com/t.png", "Width": 64, "Height": 48});
+    let mut inner = match message_type {
+        11 => json!({"Uid": "img", "Origin": {"Url": "https://e.com/o.png", "Width": 640, "Height": 480},
+                     "Thumbnail": thumbnail.clone(), "FileName": "o.png"}),
+        12 => file("f.pdf"),
+        13 => file("a.m4a"),
+        14 => file("v.mp4"),
         other => panic!("{other} is not a media type"),
     };
+    if message_type >= 13 {
+        inner["MediaDuration"] = json!(9);
+    }
+    if message_type == 14 {
+        inner["Thumbnail"] = thumbnail;
+    }
     json!({"FromUserId": SENDER, "MessageType": message_type, "MessageBody": {"Message": inner.to_string()}})
 }
 
