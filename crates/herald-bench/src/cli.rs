@@ -84,7 +84,8 @@ pub struct CommonArgs {
     /// Clients per source address (127.0.0.2, 127.0.0.3, ...).
     #[arg(long, default_value_t = 10_000)]
     pub per_source: usize,
-    /// Clients per worker process (each process may hold at most `ulimit -n` descriptors).
+    /// Clients per worker process (each process may hold at most `ulimit -n` descriptors). Each
+    /// worker is one thread, so fewer workers leave the server more of a small machine's cores.
     #[arg(long, default_value_t = 16_000)]
     pub per_worker: usize,
     /// Seconds to wait after the last login before reading the server's memory.
@@ -105,7 +106,8 @@ pub struct FanoutArgs {
     /// Time between two broadcasts.
     #[arg(long, default_value_t = 200)]
     pub interval_ms: u64,
-    /// Size of each broadcast's message text in bytes (at least 40).
+    /// Size of each broadcast's message text in bytes. The text starts with `b=<index>;t=<send ns>;`
+    /// (about 27 bytes), padded with `x`; a smaller size gives just that header.
     #[arg(long, default_value_t = 64)]
     pub payload: usize,
     /// Seconds to wait for stragglers after the last broadcast.

@@ -119,8 +119,14 @@ impl Fleet {
                     }
                 }
                 _ = ticker.tick() => if show {
-                    let (ok, failed) = self.state.progress.iter().fold((0, 0), |a, p| (a.0 + p.0, a.1 + p.1));
-                    eprintln!("  {what}: {ok}/{} logged in, {failed} failed, {:.0} s", self.conns, started.elapsed().as_secs_f64());
+                    let elapsed = started.elapsed().as_secs_f64();
+                    if self.state.ready.iter().all(Option::is_some) {
+                        let done = self.state.done.iter().flatten().count();
+                        eprintln!("  {what}: {done}/{} workers done, {elapsed:.0} s", self.procs.len());
+                    } else {
+                        let (ok, failed) = self.state.progress.iter().fold((0, 0), |a, p| (a.0 + p.0, a.1 + p.1));
+                        eprintln!("  {what}: {ok}/{} logged in, {failed} failed, {elapsed:.0} s", self.conns);
+                    }
                 },
                 _ = sleep_until(deadline) => bail!("timed out while {what}"),
             }
@@ -160,7 +166,7 @@ impl Fleet {
 
     /// Wait for every worker's `done`: all receipts are in (or its deadline passed).
     pub async fn wait_done(&mut self, within: Duration) -> Result<(u64, u64)> {
-        self.pump("collecting", Instant::now() + within, false, |s| s.done.iter().all(Option::is_some)).await?;
+        self.pump("collecting", Instant::now() + within, true, |s| s.done.iter().all(Option::is_some)).await?;
         Ok(self.state.done.iter().flatten().fold((0, 0), |a, d| (a.0 + d.0, a.1 + d.1)))
     }
 

@@ -144,6 +144,10 @@ impl Session {
         let period = heartbeat.unwrap_or(Duration::from_secs(3600));
         let phase = self.ws.next_random() % (period.as_millis() as u64).max(1);
         let mut next_ping = Instant::now() + Duration::from_millis(phase);
+        // One timer entry for the session's life, reset after each ping: a fresh sleep per
+        // loop turn would insert and remove a timer-wheel entry for every message received.
+        let ping_timer = sleep_until(next_ping);
+        tokio::pin!(ping_timer);
         loop {
             tokio::select! {
                 read = self.ws.read_some() => {
@@ -152,9 +156,10 @@ impl Session {
                         return Ok(reason);
                     }
                 }
-                _ = sleep_until(next_ping), if heartbeat.is_some() => {
+                _ = &mut ping_timer, if heartbeat.is_some() => {
                     self.ping().await?;
                     next_ping += period;
+                    ping_timer.as_mut().reset(next_ping);
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Herald: start `herald serve` (or attach), register the sender, broadcast through the signed
 //! `SendMessageToAllUsers` API.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,6 +62,10 @@ message_max_bytes = 32768
 
 pub async fn start(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
     let (server, addr) = match args.attach {
+        // Clients bind to 127.0.0.x source addresses, which only reach loopback anyway.
+        Some(addr) if !matches!(addr.ip(), IpAddr::V4(ip) if ip.is_loopback()) => {
+            bail!("--attach must be an address in 127.0.0.0/8, got {addr}")
+        }
         Some(addr) => (None, addr),
         None => {
             let bin = herald_bin(args)?;
