@@ -4,6 +4,7 @@
 //! a named default, and secrets print masked. A few environment variables override the file;
 //! they are listed in [`ENV_OVERRIDES`] and in the README.
 
+pub use crate::push::config::{AppPushConfig, ChannelConfig, PushSettings, WebhookConfig};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::fmt;
@@ -52,6 +53,12 @@ pub struct Config {
     pub api: ApiConfig,
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// Cluster mode (`[cluster]`): absent means a single node.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// The offline-push worker (`[push]`); providers are per app (`[apps.push]`).
+    #[serde(default)]
+    pub push: PushSettings,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
 }
@@ -131,6 +138,9 @@ pub struct AppConfig {
     pub broadcast_enabled: bool,
     #[serde(default)]
     pub limits: AppLimits,
+    /// Offline push (PushType 1 and 2): providers, paging, retries.
+    #[serde(default)]
+    pub push: AppPushConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,7 +287,7 @@ pub enum ConfigError {
     Invalid { key: String, problem: String },
 }
 
-fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), problem: problem.into() }
 }
 
@@ -366,8 +376,27 @@ impl Config {
                 return Err(invalid(key, "must be > 0"));
             }
         }
+        if let Some(c) = &self.cluster {
+            if c.node_id == 0 || c.node_id > crate::cluster::MAX_NODE_ID {
+                return Err(invalid("cluster.node_id", format!("must be 1..={}", crate::cluster::MAX_NODE_ID)));
+            }
+            if !self.store_url().starts_with("postgres") {
+                return Err(invalid(
+                    "store.url",
+                    "cluster mode needs a store every node shares: set store.url to postgres://...",
+                ));
+            }
+            if c.node_lease_ms < 1000 {
+                return Err(invalid("cluster.node_lease_ms", "must be at least 1000"));
+            }
+            if c.subject_prefix.is_empty() || c.subject_prefix.contains(|ch: char| ch.is_whitespace() || ch == '*' || ch == '>') {
+                return Err(invalid("cluster.subject_prefix", "must be a non-empty NATS subject without spaces or wildcards"));
+            }
+        }
+        self.push.validate()?;
         let mut seen = HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {
+            app.push.validate(&format!("apps[{i}].push"))?;
             let key = |k: &str| format!("apps[{i}].{k}");
             if app.app_id == 0 {
                 return Err(invalid(key("app_id"), "must be a non-zero 32-bit number"));

@@ -43,7 +43,13 @@ pub fn load_or_create(data_dir: &Path) -> Result<AppConfig, String> {
         eprintln!("  ServerSecret = {secret}");
         (app_id, secret)
     };
-    Ok(AppConfig { app_id, server_secret: Secret::new(secret), broadcast_enabled: true, limits: Default::default() })
+    Ok(AppConfig {
+        app_id,
+        server_secret: Secret::new(secret),
+        broadcast_enabled: true,
+        limits: Default::default(),
+        push: Default::default(),
+    })
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -3,6 +3,7 @@
 
 use crate::api::{Api, Body};
 use crate::clock::Clock;
+use crate::cluster::NatsRelay;
 use crate::config::{Config, TlsConfig};
 use crate::devapp;
 use crate::gateway::Gateway;
@@ -36,8 +37,12 @@ pub enum StartError {
     Store(#[from] herald_store::StoreError),
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("development app: {0}")]
     DevApp(String),
+    #[error("push provider setup failed: {0}")]
+    Push(String),
 }
 
 /// A started server. Dropping it does not stop it; cancel the token given to [`start`].
@@ -72,9 +77,24 @@ pub async fn start(
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let ids = Arc::new(IdGenerator::new(0));
+    let node_id = config.cluster.as_ref().map_or(0, |c| c.node_id);
+    let ids = Arc::new(IdGenerator::new(node_id));
     let hub = Hub::new(store.clone());
     let tracker = TaskTracker::new();
+    // One node: the hub knows who is online. A cluster: the shared store does, per node lease.
+    let presence: Arc<dyn crate::api::Presence> = match &config.cluster {
+        None => hub.clone(),
+        Some(cluster) => {
+            let (relay, subscription) = NatsRelay::connect(cluster).await?;
+            hub.set_relay(relay.clone());
+            tracker.spawn(relay.run(subscription, hub.clone(), shutdown.clone()));
+            let lease = Duration::from_millis(cluster.node_lease_ms);
+            crate::cluster::join(&*store, node_id, clock.now_ms(), lease).await?;
+            tracker.spawn(crate::cluster::keep_lease(store.clone(), clock.clone(), node_id, lease, shutdown.clone()));
+            tracing::info!(node_id, nats = %cluster.nats_url, "joined the cluster");
+            Arc::new(crate::cluster::ClusterPresence { store: store.clone(), clock: clock.clone() })
+        }
+    };
     let gateway = Gateway::new(
         config.gateway.clone(),
         &config.apps,
@@ -84,9 +104,14 @@ pub async fn start(
         clock.clone(),
         shutdown.clone(),
         tracker.clone(),
+        config.cluster.as_ref().map(|c| c.node_id),
     );
-    let api =
-        Arc::new(Api::new(&config.apps, config.api.clone(), store, clock, ids, hub.clone(), Arc::new(hub.clone())));
+    // Started before the API serves, so jobs a previous run left unfinished resume at once.
+    let worker =
+        crate::push::build_worker(&config, store.clone(), presence.clone(), clock.clone()).map_err(StartError::Push)?;
+    tracker.spawn(worker.clone().run(shutdown.clone()));
+    let dispatch = Arc::new(crate::push::WithPush { online: Arc::new(hub.clone()), worker });
+    let api = Arc::new(Api::new(&config.apps, config.api.clone(), store, clock, ids, presence, dispatch));
     let max_body = config.api.max_body_bytes;
     let routes = Routes { api, gateway: gateway.clone(), max_body };
     let done = tokio::spawn(accept_loop(listener, tls, routes, shutdown, tracker));

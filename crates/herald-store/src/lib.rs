@@ -5,15 +5,17 @@
 //! suite every backend must pass (`herald_store::suite::run_all`).
 //!
 //! What lives here is what must survive a restart or hold across a cluster: users, push
-//! bindings, replay-protection nonces, rate-limit windows, broadcast records. Sessions and
-//! presence of this node's connections live in memory (the hub), not here.
+//! bindings, replay-protection nonces, rate-limit windows, broadcast records and their
+//! offline-push jobs. Sessions and presence of this node's connections live in memory (the hub), not here.
 
 use async_trait::async_trait;
 use std::sync::Arc;
 
+pub mod postgres;
 pub mod sqlite;
 pub mod suite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// One error type for every backend. The API layer maps it to ZIM code 105001 (DB failed).
@@ -125,6 +127,84 @@ pub struct BroadcastRecord {
     pub online_delivered: u64,
 }
 
+/// Where an offline-push job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushJobState {
+    /// Recorded with its broadcast; no page sent yet.
+    Pending,
+    /// At least one page claimed.
+    Running,
+    /// Every binding walked; counts are final.
+    Done,
+}
+
+impl PushJobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushJobState::Pending => "pending",
+            PushJobState::Running => "running",
+            PushJobState::Done => "done",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(PushJobState::Pending),
+            "running" => Some(PushJobState::Running),
+            "done" => Some(PushJobState::Done),
+            _ => None,
+        }
+    }
+}
+
+/// Counts of an offline-push job. Each field is a number of bindings (devices).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushCounts {
+    /// Bindings of offline users the job tried to push to.
+    pub targeted: u64,
+    /// Accepted by the provider.
+    pub sent: u64,
+    /// Given up on (retries exhausted, refused, or no provider configured).
+    pub failed: u64,
+    /// Dead tokens: the provider said the token is gone, and the binding was removed.
+    pub removed: u64,
+    /// Bindings of users who were online (PushType 1 reaches them over their sessions).
+    pub skipped_online: u64,
+}
+
+impl PushCounts {
+    pub fn add(&mut self, o: PushCounts) {
+        self.targeted += o.targeted;
+        self.sent += o.sent;
+        self.failed += o.failed;
+        self.removed += o.removed;
+        self.skipped_online += o.skipped_online;
+    }
+}
+
+/// The durable record of one broadcast's offline pushes: state, paging cursor and counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushJob {
+    pub app_id: u32,
+    pub message_id: u64,
+    pub push_type: u8,
+    pub state: PushJobState,
+    /// The (user_id, device_id) of the last binding of the last page finished; the next page
+    /// starts strictly after it. `None` before the first page.
+    pub cursor: Option<(String, String)>,
+    pub counts: PushCounts,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// One finished page of a push job: where it ended and what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageDone<'a> {
+    /// (user_id, device_id) of the page's last binding.
+    pub cursor: (&'a str, &'a str),
+    pub delta: PushCounts,
+}
+
 /// The storage contract. Every method is one atomic step; callers never hold a transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -153,14 +233,44 @@ pub trait Store: Send + Sync + 'static {
         per_day: u32,
     ) -> Result<RateDecision>;
 
+    /// Records an accepted broadcast. When its `push_type` is 1 or 2 the offline-push job is
+    /// created in the same transaction (state `Pending`, no cursor), so an accepted broadcast
+    /// can never lose its pushes to a crash between the two writes.
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()>;
     async fn get_broadcast(&self, app_id: u32, message_id: u64) -> Result<Option<BroadcastRecord>>;
     async fn set_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()>;
 
-    /// Binds (or rebinds) the device's push ID.
+    /// Claims the oldest unfinished push job of `app_id` that is free: never claimed, claimed
+    /// by `owner` itself (a node restarting picks its own jobs up at once), or whose lease
+    /// ended before `now_ms`. The claim holds until `now_ms + lease_ms`; the job becomes
+    /// `Running`. `None` when there is nothing to do.
+    async fn claim_push_job(&self, app_id: u32, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<PushJob>>;
+    /// Records one finished page at `now_ms`: moves the cursor to `page.cursor`, adds
+    /// `page.delta` to the counts and extends the lease to `now_ms + lease_ms`. Returns false (and changes nothing) when `owner`
+    /// no longer holds the job (another node took it over, or it is done).
+    async fn advance_push_job(
+        &self,
+        app_id: u32,
+        message_id: u64,
+        owner: &str,
+        page: PageDone<'_>,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool>;
+    /// Marks the job `Done` at `now_ms`, releasing its claim. False when `owner` does not hold it.
+    async fn finish_push_job(&self, app_id: u32, message_id: u64, owner: &str, now_ms: i64) -> Result<bool>;
+    /// The job of a broadcast, for reports. `None` for unknown ids and PushType 0 broadcasts.
+    async fn get_push_job(&self, app_id: u32, message_id: u64) -> Result<Option<PushJob>>;
+
+    /// Binds (or rebinds) the device's push ID. A push ID belongs to one binding at a time:
+    /// any other binding of the app holding the same (provider, push_id) — another user who
+    /// logged in on this device earlier, say — is removed in the same step.
     async fn bind_push(&self, binding: &PushBinding) -> Result<()>;
     /// Removes the device's binding (explicit logout). Returns true when one existed.
     async fn unbind_push(&self, app_id: u32, user_id: &str, device_id: &str) -> Result<bool>;
+    /// Removes the binding only if it still holds `push_id` (a dead token reported by a
+    /// provider must not remove a fresher token the device reported meanwhile). True when removed.
+    async fn remove_push_binding(&self, app_id: u32, user_id: &str, device_id: &str, push_id: &str) -> Result<bool>;
     /// Bindings of the app ordered by (user_id, device_id), strictly after `after`, at most
     /// `limit`: the paging cursor of push jobs, so no job ever loads every user at once.
     async fn push_bindings_page(
@@ -171,13 +281,38 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<PushBinding>>;
     /// Bindings of one user (all devices).
     async fn push_bindings_of(&self, app_id: u32, user_id: &str) -> Result<Vec<PushBinding>>;
+
+    // Cluster presence. A single node keeps presence in memory; nodes of a cluster record
+    // their sessions here so that any node can answer for all of them.
+
+    /// Records a logged-in session held by `node_id`.
+    async fn presence_session_started(
+        &self,
+        app_id: u32,
+        user_id: &str,
+        session_id: u64,
+        node_id: u16,
+        now_ms: i64,
+    ) -> Result<()>;
+    /// Forgets a session (logout, drop, heartbeat timeout).
+    async fn presence_session_ended(&self, session_id: u64) -> Result<()>;
+    /// Renews the node's lease until `until_ms`; a node whose lease lapsed counts as dead and
+    /// its sessions as offline.
+    async fn renew_node_lease(&self, node_id: u16, until_ms: i64) -> Result<()>;
+    /// Forgets every session of `node_id` (a node starting up: its old sockets are gone).
+    async fn clear_node_sessions(&self, node_id: u16) -> Result<()>;
+    /// Which of `user_ids` hold a session on a node whose lease is live at `now_ms`.
+    async fn online_users(&self, app_id: u32, user_ids: &[String], now_ms: i64) -> Result<Vec<String>>;
 }
 
 /// Opens the store named by `url`: `sqlite://PATH` (created with its parent directory if
-/// missing) or `sqlite::memory:`. Migrations run before this returns.
+/// missing), `sqlite::memory:`, or `postgres://...` / `postgresql://...` (an existing
+/// database, shared by every node of a cluster). Migrations run before this returns.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }

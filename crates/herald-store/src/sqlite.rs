@@ -1,8 +1,8 @@
 //! The embedded backend: one SQLite file in WAL mode (or `sqlite::memory:`), one writer connection.
 
 use crate::{
-    BroadcastRecord, PushBinding, PushProvider, RateDecision, Result, RowOutcome, Store, StoreError, UserChange,
-    UserRecord,
+    BroadcastRecord, PageDone, PushBinding, PushCounts, PushJob, PushJobState, PushProvider, RateDecision, Result,
+    RowOutcome, Store, StoreError, UserChange, UserRecord,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{
@@ -24,6 +24,9 @@ const USER_COLUMNS: &str = "user_id, user_name, user_avatar, extra, created_at_m
 const BINDING_COLUMNS: &str = "app_id, user_id, device_id, push_id, provider, updated_at_ms";
 const BROADCAST_COLUMNS: &str = "app_id, message_id, from_user_id, message_type, sub_type, \
      push_type, body_json, accepted_at_ms, online_delivered";
+
+const JOB_COLUMNS: &str = "app_id, message_id, push_type, state, cursor_user_id, cursor_device_id, targeted, \
+     sent, failed, removed, skipped_online, created_at_ms, updated_at_ms, finished_at_ms";
 
 /// The SQLite [`Store`]. Cloning is cheap and shares the pools.
 #[derive(Debug, Clone)]
@@ -150,6 +153,33 @@ fn broadcast_from_row(row: &SqliteRow) -> Result<BroadcastRecord> {
         body_json: row.try_get("body_json")?,
         accepted_at_ms: row.try_get("accepted_at_ms")?,
         online_delivered: row.try_get::<i64, _>("online_delivered")? as u64,
+    })
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<PushJob> {
+    let state: String = row.try_get("state")?;
+    let push_type: i64 = row.try_get("push_type")?;
+    let cursor_user: Option<String> = row.try_get("cursor_user_id")?;
+    let cursor_device: Option<String> = row.try_get("cursor_device_id")?;
+    let count = |c: &str| -> Result<u64> { Ok(row.try_get::<i64, _>(c)? as u64) };
+    Ok(PushJob {
+        app_id: u32_column(row, "app_id")?,
+        message_id: row.try_get::<i64, _>("message_id")? as u64,
+        push_type: u8::try_from(push_type)
+            .map_err(|_| StoreError::Corrupt(format!("push_type {push_type} out of range")))?,
+        state: PushJobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown push job state {state:?}")))?,
+        cursor: cursor_user.zip(cursor_device),
+        counts: PushCounts {
+            targeted: count("targeted")?,
+            sent: count("sent")?,
+            failed: count("failed")?,
+            removed: count("removed")?,
+            skipped_online: count("skipped_online")?,
+        },
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+        finished_at_ms: row.try_get("finished_at_ms")?,
     })
 }
 
@@ -308,6 +338,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(&format!("INSERT INTO broadcasts ({BROADCAST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"))
             .bind(i64::from(record.app_id))
             .bind(record.message_id as i64)
@@ -318,8 +349,22 @@ impl Store for SqliteStore {
             .bind(&record.body_json)
             .bind(record.accepted_at_ms)
             .bind(record.online_delivered as i64)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
+        if matches!(record.push_type, 1 | 2) {
+            sqlx::query(
+                "INSERT INTO push_jobs (app_id, message_id, push_type, state, created_at_ms, updated_at_ms) \
+                 VALUES (?, ?, ?, 'pending', ?, ?)",
+            )
+            .bind(i64::from(record.app_id))
+            .bind(record.message_id as i64)
+            .bind(i64::from(record.push_type))
+            .bind(record.accepted_at_ms)
+            .bind(record.accepted_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -348,7 +393,107 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn claim_push_job(&self, app_id: u32, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<PushJob>> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM push_jobs WHERE app_id = ? AND state <> 'done' \
+             AND (owner IS NULL OR owner = ? OR lease_until_ms < ?) \
+             ORDER BY created_at_ms, message_id LIMIT 1"
+        ))
+        .bind(i64::from(app_id))
+        .bind(owner)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut job = job_from_row(&row)?;
+        sqlx::query(
+            "UPDATE push_jobs SET state = 'running', owner = ?, lease_until_ms = ?, updated_at_ms = ? \
+             WHERE app_id = ? AND message_id = ?",
+        )
+        .bind(owner)
+        .bind(now_ms.saturating_add(lease_ms))
+        .bind(now_ms)
+        .bind(i64::from(app_id))
+        .bind(job.message_id as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        job.state = PushJobState::Running;
+        job.updated_at_ms = now_ms;
+        Ok(Some(job))
+    }
+
+    async fn advance_push_job(
+        &self,
+        app_id: u32,
+        message_id: u64,
+        owner: &str,
+        page: PageDone<'_>,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool> {
+        let (cursor, delta) = (page.cursor, page.delta);
+        let result = sqlx::query(
+            "UPDATE push_jobs SET cursor_user_id = ?, cursor_device_id = ?, targeted = targeted + ?, \
+             sent = sent + ?, failed = failed + ?, removed = removed + ?, skipped_online = skipped_online + ?, \
+             lease_until_ms = ?, updated_at_ms = ? \
+             WHERE app_id = ? AND message_id = ? AND owner = ? AND state = 'running'",
+        )
+        .bind(cursor.0)
+        .bind(cursor.1)
+        .bind(delta.targeted as i64)
+        .bind(delta.sent as i64)
+        .bind(delta.failed as i64)
+        .bind(delta.removed as i64)
+        .bind(delta.skipped_online as i64)
+        .bind(now_ms.saturating_add(lease_ms))
+        .bind(now_ms)
+        .bind(i64::from(app_id))
+        .bind(message_id as i64)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn finish_push_job(&self, app_id: u32, message_id: u64, owner: &str, now_ms: i64) -> Result<bool> {
+        let result = sqlx::query(
+            "UPDATE push_jobs SET state = 'done', owner = NULL, lease_until_ms = 0, updated_at_ms = ?, \
+             finished_at_ms = ? WHERE app_id = ? AND message_id = ? AND owner = ? AND state = 'running'",
+        )
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(i64::from(app_id))
+        .bind(message_id as i64)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn get_push_job(&self, app_id: u32, message_id: u64) -> Result<Option<PushJob>> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM push_jobs WHERE app_id = ? AND message_id = ?"))
+            .bind(i64::from(app_id))
+            .bind(message_id as i64)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
     async fn bind_push(&self, binding: &PushBinding) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "DELETE FROM push_bindings WHERE app_id = ? AND push_id = ? AND provider = ? \
+             AND NOT (user_id = ? AND device_id = ?)",
+        )
+        .bind(i64::from(binding.app_id))
+        .bind(&binding.push_id)
+        .bind(binding.provider.as_str())
+        .bind(&binding.user_id)
+        .bind(&binding.device_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(&format!(
             "INSERT INTO push_bindings ({BINDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT (app_id, user_id, device_id) DO UPDATE SET push_id = excluded.push_id, \
@@ -360,8 +505,9 @@ impl Store for SqliteStore {
         .bind(&binding.push_id)
         .bind(binding.provider.as_str())
         .bind(binding.updated_at_ms)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -372,6 +518,18 @@ impl Store for SqliteStore {
             .bind(device_id)
             .execute(&self.writer)
             .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn remove_push_binding(&self, app_id: u32, user_id: &str, device_id: &str, push_id: &str) -> Result<bool> {
+        let result =
+            sqlx::query("DELETE FROM push_bindings WHERE app_id = ? AND user_id = ? AND device_id = ? AND push_id = ?")
+                .bind(i64::from(app_id))
+                .bind(user_id)
+                .bind(device_id)
+                .bind(push_id)
+                .execute(&self.writer)
+                .await?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -420,6 +578,71 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(binding_from_row).collect()
+    }
+
+    async fn presence_session_started(
+        &self,
+        app_id: u32,
+        user_id: &str,
+        session_id: u64,
+        node_id: u16,
+        now_ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO presence_sessions (session_id, app_id, user_id, node_id, started_ms) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (session_id) DO UPDATE SET app_id = excluded.app_id, user_id = excluded.user_id, \
+             node_id = excluded.node_id, started_ms = excluded.started_ms",
+        )
+        .bind(session_id as i64)
+        .bind(i64::from(app_id))
+        .bind(user_id)
+        .bind(i64::from(node_id))
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn presence_session_ended(&self, session_id: u64) -> Result<()> {
+        sqlx::query("DELETE FROM presence_sessions WHERE session_id = ?")
+            .bind(session_id as i64)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn renew_node_lease(&self, node_id: u16, until_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO node_leases (node_id, until_ms) VALUES (?, ?) \
+             ON CONFLICT (node_id) DO UPDATE SET until_ms = excluded.until_ms",
+        )
+        .bind(i64::from(node_id))
+        .bind(until_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn clear_node_sessions(&self, node_id: u16) -> Result<()> {
+        sqlx::query("DELETE FROM presence_sessions WHERE node_id = ?")
+            .bind(i64::from(node_id))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn online_users(&self, app_id: u32, user_ids: &[String], now_ms: i64) -> Result<Vec<String>> {
+        let ids = serde_json::to_string(user_ids).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let rows = sqlx::query(
+            "SELECT DISTINCT s.user_id FROM presence_sessions s JOIN node_leases n ON n.node_id = s.node_id \
+             WHERE s.app_id = ? AND n.until_ms > ? AND s.user_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(i64::from(app_id))
+        .bind(now_ms)
+        .bind(ids)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
     }
 }
 

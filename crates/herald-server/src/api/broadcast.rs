@@ -38,7 +38,15 @@ impl AcceptedBroadcast {
     }
 }
 
-pub async fn send_to_all(api: &Api, app: &AppConfig, body: &[u8], now_ms: i64) -> Result<Fields, ApiError> {
+/// The call's `RequestId` becomes the broadcast's message ID, so the app backend — whose answer
+/// carries only ZIM's three common fields — can name the broadcast in `QueryBroadcastReport`.
+pub async fn send_to_all(
+    api: &Api,
+    app: &AppConfig,
+    body: &[u8],
+    now_ms: i64,
+    request_id: u64,
+) -> Result<Fields, ApiError> {
     if !app.broadcast_enabled {
         return Err(ApiError::BroadcastDisabled);
     }
@@ -125,7 +133,7 @@ pub async fn send_to_all(api: &Api, app: &AppConfig, body: &[u8], now_ms: i64) -
     }
     let accepted = AcceptedBroadcast {
         app_id: app.app_id,
-        message_id: api.ids.next(),
+        message_id: request_id,
         from_user_id: from.to_string(),
         message_type,
         sub_type: sub_type.unwrap_or(0) as u32,
@@ -135,6 +143,8 @@ pub async fn send_to_all(api: &Api, app: &AppConfig, body: &[u8], now_ms: i64) -
         timestamp_ms: now_ms,
         body_json: serde_json::Value::Object(message_body.clone()).to_string(),
     };
+    // With PushType 1 or 2 this also writes the push job, in the same transaction: once the
+    // answer says Code 0, the offline pushes survive any crash.
     api.store
         .insert_broadcast(&BroadcastRecord {
             app_id: accepted.app_id,

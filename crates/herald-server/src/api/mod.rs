@@ -8,6 +8,7 @@ mod auth;
 mod broadcast;
 mod error;
 mod json;
+mod report;
 mod response;
 mod users;
 
@@ -19,14 +20,28 @@ use crate::clock::Clock;
 use crate::config::{ApiConfig, AppConfig};
 use crate::ids::IdGenerator;
 use herald_proto::code;
-use herald_store::Store;
+use herald_store::{Store, StoreError};
 use response::Fields;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Who is online on this node (or, in cluster mode, anywhere).
+#[async_trait::async_trait]
 pub trait Presence: Send + Sync + 'static {
-    fn is_online(&self, app_id: u32, user_id: &str) -> bool;
+    /// Which of `user_ids` are online: on this node, or on any node of a cluster.
+    async fn online_among(&self, app_id: u32, user_ids: &[String]) -> Result<HashSet<String>, StoreError>;
+
+    /// One user. A presence lookup that fails counts as offline: for offline push, a rare
+    /// duplicate notification is better than a lost one.
+    async fn is_online(&self, app_id: u32, user_id: &str) -> bool {
+        match self.online_among(app_id, &[user_id.to_string()]).await {
+            Ok(online) => !online.is_empty(),
+            Err(e) => {
+                tracing::warn!(error = %e, app_id, "presence lookup failed; treating the user as offline");
+                false
+            }
+        }
+    }
 }
 
 /// Where an accepted broadcast goes. Implementations start the fan-out at once and return
@@ -52,9 +67,16 @@ pub struct Api {
     dispatch: Arc<dyn Dispatch>,
 }
 
-/// Actions this server answers, in the order the README lists them.
-pub const ACTIONS: &[&str] =
-    &["UserRegister", "QueryUserInfos", "ModifyUserInfo", "QueryUserOnlineState", "SendMessageToAllUsers"];
+/// Actions this server answers, in the order the README lists them. `QueryBroadcastReport` is
+/// Herald's own (ZIM has no such action).
+pub const ACTIONS: &[&str] = &[
+    "UserRegister",
+    "QueryUserInfos",
+    "ModifyUserInfo",
+    "QueryUserOnlineState",
+    "SendMessageToAllUsers",
+    "QueryBroadcastReport",
+];
 
 impl Api {
     pub fn new(
@@ -82,7 +104,7 @@ impl Api {
     /// Answers one request. Never fails: every error is an answer with its code.
     pub async fn handle(&self, raw_query: Option<&str>, body: Body) -> Vec<u8> {
         let request_id = self.ids.next();
-        let (code, message, fields) = match self.handle_inner(raw_query.unwrap_or(""), body).await {
+        let (code, message, fields) = match self.handle_inner(raw_query.unwrap_or(""), body, request_id).await {
             Ok(fields) => (code::SUCCESS, "success".to_string(), fields),
             Err(err) => {
                 if let ApiError::Store(inner) = &err {
@@ -96,7 +118,7 @@ impl Api {
         response::render(code, &message, request_id, &fields)
     }
 
-    async fn handle_inner(&self, raw_query: &str, body: Body) -> Result<Fields, ApiError> {
+    async fn handle_inner(&self, raw_query: &str, body: Body, request_id: u64) -> Result<Fields, ApiError> {
         let query = Query::parse(raw_query)?;
         let common = auth::Common::from_query(&query)?;
         let app = self.apps.get(&common.app_id).ok_or_else(|| {
@@ -129,7 +151,8 @@ impl Api {
             "QueryUserInfos" => users::query_infos(self, app, &body).await,
             "ModifyUserInfo" => users::modify(self, app, &body).await,
             "QueryUserOnlineState" => users::online_state(self, app, &query).await,
-            "SendMessageToAllUsers" => broadcast::send_to_all(self, app, &body, now_ms).await,
+            "SendMessageToAllUsers" => broadcast::send_to_all(self, app, &body, now_ms, request_id).await,
+            "QueryBroadcastReport" => report::query(self, app, &body).await,
             other => Err(ApiError::UnsupportedAction(other.to_string())),
         }
     }

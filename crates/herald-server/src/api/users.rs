@@ -216,11 +216,12 @@ pub async fn online_state(api: &Api, app: &AppConfig, query: &Query) -> Result<F
     }
     let ids = string_list(&ids, "UserId[]", app)?;
     let known = api.store.get_users(app.app_id, &ids).await?;
+    let online = api.presence.online_among(app.app_id, &ids).await?;
     let mut result = Vec::new();
     let mut errors = Vec::new();
     for id in &ids {
         if known.iter().any(|u| &u.user_id == id) {
-            let status = if api.presence.is_online(app.app_id, id) { "Online" } else { "Offline" };
+            let status = if online.contains(id) { "Online" } else { "Offline" };
             result.push(json!({"UserId": id, "Status": status}));
         } else {
             errors.push(ItemError {

@@ -37,6 +37,8 @@ pub struct Gateway {
     tracker: TaskTracker,
     /// Open WebSocket sessions, logged in or not.
     connections: AtomicUsize,
+    /// In a cluster, this node's id: sessions are then recorded in the store for presence.
+    cluster_node: Option<u16>,
 }
 
 impl Gateway {
@@ -50,9 +52,11 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
+        cluster_node: Option<u16>,
     ) -> Arc<Gateway> {
         let apps = apps.iter().map(|a| (a.app_id, Arc::new(a.clone()))).collect();
-        Arc::new(Gateway { cfg, apps, store, hub, ids, clock, shutdown, tracker, connections: AtomicUsize::new(0) })
+        let connections = AtomicUsize::new(0);
+        Arc::new(Gateway { cfg, apps, store, hub, ids, clock, shutdown, tracker, connections, cluster_node })
     }
 
     pub fn connections(&self) -> usize {

@@ -339,6 +339,14 @@ impl Session {
                 (close::TOO_MANY_SESSIONS, "too many sessions"),
             );
         }
+        if let Some(node) = self.gw.cluster_node {
+            let now_ms = self.gw.clock.now_ms();
+            if let Err(e) = self.gw.store.presence_session_started(app.app_id, &login.user_id, session_id, node, now_ms).await {
+                tracing::warn!(error = %e, "could not record the session for cluster presence");
+                self.gw.hub.leave(app.app_id, &login.user_id, session_id);
+                return self.fail(id, code::DB_FAILED, "server storage failed; try again", (close::INTERNAL, "store failed"));
+            }
+        }
         let expire = token.claims.expire;
         self.user = Some(LoggedIn {
             app_id: app.app_id,
@@ -416,6 +424,11 @@ impl Session {
     async fn finish(self, (code, reason): Ending, queued: Option<Box<dyn AsyncWrite + Unpin + Send>>) {
         if let Some(user) = &self.user {
             self.gw.hub.leave(user.app_id, &user.user_id, user.session_id);
+            if self.gw.cluster_node.is_some() {
+                if let Err(e) = self.gw.store.presence_session_ended(user.session_id).await {
+                    tracing::warn!(error = %e, "could not clear the session from cluster presence");
+                }
+            }
             tracing::debug!(session_id = user.session_id, code, reason, "session closed");
         }
         if code == 0 {

@@ -14,9 +14,9 @@ use crate::gateway::conn::{Conn, Sent};
 use bytes::Bytes;
 use herald_proto::frame::{self, ServerFrame, ZimMessage};
 use herald_proto::ws::{self, Opcode};
-use herald_store::Store;
+use herald_store::{Store, StoreError};
 use std::collections::hash_map::{DefaultHasher, Entry};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -66,7 +66,14 @@ pub enum JoinError {
     TooManySessions { max: usize },
 }
 
+/// Carries an encoded broadcast to the other nodes of a cluster.
+pub trait Relay: Send + Sync + 'static {
+    fn relay(&self, app_id: u32, message_id: u64, frame: &Bytes);
+}
+
 pub struct Hub {
+    /// Set once in cluster mode.
+    relay: std::sync::OnceLock<Arc<dyn Relay>>,
     sessions: Vec<Mutex<SessionShard>>,
     presence: Vec<Mutex<PresenceShard>>,
     store: Arc<dyn Store>,
@@ -88,12 +95,30 @@ impl Hub {
     pub fn new(store: Arc<dyn Store>) -> Arc<Hub> {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Arc::new(Hub {
+            relay: std::sync::OnceLock::new(),
             sessions: (0..SHARDS).map(|_| Mutex::default()).collect(),
             presence: (0..SHARDS).map(|_| Mutex::default()).collect(),
             store,
             fanout_tasks: workers.clamp(1, SHARDS),
             broadcasts_done: AtomicU64::new(0),
         })
+    }
+
+    /// Joins this hub to a cluster: every broadcast accepted here is also relayed.
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) {
+        if self.relay.set(relay).is_err() {
+            tracing::warn!("the hub already has a relay; keeping the first");
+        }
+    }
+
+    /// Fans out a frame another node accepted and encoded.
+    pub fn deliver_relayed(self: &Arc<Self>, app_id: u32, message_id: u64, frame: Bytes) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let report = hub.fanout(app_id, frame).await;
+            tracing::debug!(app_id, message_id, delivered = report.delivered(), dropped = report.dropped, "relayed broadcast fan-out done");
+            hub.broadcasts_done.fetch_add(1, Ordering::Release);
+        });
     }
 
     /// Registers a logged-in session, refusing it when the user is at `max_per_user`.
@@ -212,9 +237,18 @@ impl Hub {
     }
 }
 
-impl Presence for Hub {
-    fn is_online(&self, app_id: u32, user_id: &str) -> bool {
+impl Hub {
+    /// Whether the user has a session on this node.
+    pub fn is_online_here(&self, app_id: u32, user_id: &str) -> bool {
         lock(&self.presence[user_shard(app_id, user_id)]).sessions_of.contains_key(&(app_id, user_id.to_string()))
+    }
+}
+
+/// Single-node presence: this hub is the whole truth.
+#[async_trait::async_trait]
+impl Presence for Hub {
+    async fn online_among(&self, app_id: u32, user_ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        Ok(user_ids.iter().filter(|u| self.is_online_here(app_id, u)).cloned().collect())
     }
 }
 
@@ -226,6 +260,9 @@ impl Dispatch for Arc<Hub> {
             let started = std::time::Instant::now();
             let report = if b.reaches_online_sessions() {
                 let frame = Hub::encode(&b);
+                if let Some(relay) = hub.relay.get() {
+                    relay.relay(b.app_id, b.message_id, &frame);
+                }
                 hub.fanout(b.app_id, frame).await
             } else {
                 FanoutReport::default()

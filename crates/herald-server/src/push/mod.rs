@@ -1,0 +1,94 @@
+//! Offline push (PushType 1 and 2): durable jobs walked page by page and sent through each
+//! app's providers.
+//!
+//! # Layout
+//!
+//! - [`config`]: `[push]` and `[apps.push]`.
+//! - [`worker`]: claims jobs, pages through bindings from the persisted cursor, skips online
+//!   users, records progress after each page.
+//! - [`provider`]: the one-attempt `Provider` trait, caps, retry policy, HTTP clients.
+//! - [`notification`]: `MessageBody.OfflinePush` → what a notification says.
+//! - [`webhook`], [`fcm`], [`apns`]: the providers; [`jwt`]: their RS256/ES256 credentials.
+
+pub mod apns;
+pub mod config;
+pub mod fcm;
+pub mod jwt;
+pub mod notification;
+pub mod provider;
+pub mod webhook;
+pub mod worker;
+
+use crate::api::{AcceptedBroadcast, Dispatch, Presence};
+use crate::clock::Clock;
+use crate::config::Config;
+use herald_store::{PushProvider, Store};
+use provider::{Channel, RetryPolicy};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+pub use worker::PushWorker;
+
+/// Builds the worker for every configured app (apps without providers get none: their jobs
+/// still run, and every binding counts as failed, so the report shows the gap).
+pub fn build_worker(
+    config: &Config,
+    store: Arc<dyn Store>,
+    presence: Arc<dyn Presence>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<PushWorker>, String> {
+    let mut apps = Vec::with_capacity(config.apps.len());
+    for app in &config.apps {
+        let push = &app.push;
+        let mut channels = HashMap::new();
+        if let Some(w) = &push.webhook {
+            let provider = webhook::Webhook::new(w, app.server_secret.expose(), clock.clone())
+                .map_err(|e| format!("apps app_id={} push.webhook: {e}", app.app_id))?;
+            channels.insert(PushProvider::Webhook, Channel::new(Box::new(provider), &w.channel()));
+        }
+        if let Some(f) = &push.fcm {
+            let provider = fcm::Fcm::new(f).map_err(|e| format!("apps app_id={} push.fcm: {e}", app.app_id))?;
+            channels.insert(PushProvider::Fcm, Channel::new(Box::new(provider), &f.channel()));
+        }
+        if let Some(a) = &push.apns {
+            let provider = apns::Apns::new(a).map_err(|e| format!("apps app_id={} push.apns: {e}", app.app_id))?;
+            channels.insert(PushProvider::Apns, Channel::new(Box::new(provider), &a.channel()));
+        }
+        apps.push(worker::AppChannels {
+            app_id: app.app_id,
+            page_size: push.page_size,
+            retry: RetryPolicy {
+                max_attempts: push.max_attempts,
+                base: Duration::from_millis(push.retry_base_ms),
+                max: Duration::from_millis(push.retry_max_ms),
+            },
+            channels,
+        });
+    }
+    Ok(PushWorker::new(
+        store,
+        presence,
+        clock,
+        apps,
+        config.push.node_id.clone(),
+        Duration::from_millis(config.push.lease_ms),
+        Duration::from_millis(config.push.poll_interval_ms),
+    ))
+}
+
+/// The server's dispatch: the online fan-out as before, and a wake-up for the push worker
+/// when the broadcast has offline pushes (its job row is already written).
+pub struct WithPush {
+    pub online: Arc<dyn Dispatch>,
+    pub worker: Arc<PushWorker>,
+}
+
+impl Dispatch for WithPush {
+    fn dispatch(&self, broadcast: Arc<AcceptedBroadcast>) {
+        let offline = matches!(broadcast.push_type, 1 | 2);
+        self.online.dispatch(broadcast);
+        if offline {
+            self.worker.wake();
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Cluster presence: sessions per node, node leases, and who is online anywhere.
+
+use super::T0;
+use crate::Store;
+
+const APP: u32 = 4_100_000_001;
+const OTHER_APP: u32 = 4_100_000_002;
+
+async fn online(store: &dyn Store, app_id: u32, ids: &[&str], now_ms: i64) -> Vec<String> {
+    let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    let mut got = store.online_users(app_id, &ids, now_ms).await.expect("online_users");
+    got.sort();
+    got
+}
+
+pub async fn presence_across_nodes(store: &dyn Store) {
+    store.renew_node_lease(1, T0 + 10_000).await.expect("lease node 1");
+    store.renew_node_lease(2, T0 + 10_000).await.expect("lease node 2");
+    store.presence_session_started(APP, "alice", u64::MAX - 1, 1, T0).await.expect("start");
+    store.presence_session_started(APP, "alice", 11, 2, T0).await.expect("start second device");
+    store.presence_session_started(APP, "bob", 12, 2, T0).await.expect("start bob");
+    store.presence_session_started(OTHER_APP, "carol", 13, 1, T0).await.expect("start carol");
+    assert_eq!(
+        online(store, APP, &["alice", "bob", "carol", "dave"], T0).await,
+        ["alice", "bob"],
+        "users on live nodes are online"
+    );
+    assert_eq!(online(store, OTHER_APP, &["carol", "alice"], T0).await, ["carol"], "presence is per app");
+
+    store.presence_session_ended(11).await.expect("end");
+    assert_eq!(online(store, APP, &["alice"], T0).await, ["alice"], "alice still has a session on node 1");
+    store.presence_session_ended(u64::MAX - 1).await.expect("end last");
+    assert!(online(store, APP, &["alice"], T0).await.is_empty(), "no session left: offline");
+
+    // Node 2 stops renewing: once its lease lapses, bob is offline without any logout.
+    store.renew_node_lease(1, T0 + 30_000).await.expect("renew node 1");
+    assert_eq!(online(store, APP, &["bob"], T0 + 9_999).await, ["bob"]);
+    assert!(online(store, APP, &["bob"], T0 + 10_000).await.is_empty(), "a lapsed lease takes its sessions offline");
+
+    // Node 2 comes back and clears what it held before.
+    store.clear_node_sessions(2).await.expect("clear");
+    store.renew_node_lease(2, T0 + 40_000).await.expect("renew node 2");
+    assert!(online(store, APP, &["bob"], T0 + 20_000).await.is_empty(), "a restarted node's old sessions are gone");
+    assert_eq!(
+        online(store, OTHER_APP, &["carol"], T0 + 20_000).await,
+        ["carol"],
+        "clearing node 2 keeps node 1's sessions"
+    );
+    store.presence_session_ended(13).await.expect("end carol");
+}
