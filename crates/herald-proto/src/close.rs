@@ -39,6 +39,9 @@ pub const TOO_MANY_SESSIONS: u16 = 4504;
 pub const FRAME_TOO_LARGE: u16 = 4505;
 /// Unsupported protocol version or SDK version string.
 pub const UNSUPPORTED_VERSION: u16 = 4506;
+/// A newer login from the same device (`device_id`) took this session's place. Terminal, so
+/// two live clients that share a device id do not take turns forever.
+pub const REPLACED: u16 = 4507;
 
 /// Whether a client should stay disconnected after this close code instead of reconnecting.
 pub fn is_terminal(code: u16) -> bool {
@@ -58,6 +61,7 @@ pub fn reason(code: u16) -> &'static str {
         BAD_FRAME => "malformed frame",
         LOGIN_FAILED => "login failed",
         TOKEN_EXPIRED => "token expired",
+        REPLACED => "replaced by a newer login from this device",
         NOT_LOGGED_IN => "not logged in",
         TOO_MANY_SESSIONS => "too many sessions",
         FRAME_TOO_LARGE => "frame too large",

@@ -123,7 +123,7 @@ pub struct GatewayConfig {
     /// Client frames per second a session may send (burst: twice that) before 4005.
     #[serde(default = "defaults::client_frames_per_second")]
     pub client_frames_per_second: u32,
-    /// Connections the server holds at once; past it new sockets are closed at accept.
+    /// WebSocket sessions the server holds at once; upgrades past it answer HTTP 503.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
 }

@@ -21,7 +21,9 @@ async fn garbage_text_is_closed_with_4500_after_error_6000001() {
         // …and after.
         let (mut raw, _) = Raw::logged_in(&server, "alice").await;
         raw.send_text(garbage).await;
-        raw.closed().await.assert(C_BAD_FRAME, E_BAD_FRAME);
+        let closed = raw.closed().await;
+        closed.assert(C_BAD_FRAME, E_BAD_FRAME);
+        assert_eq!(closed.frames[0]["id"], 0, "an error that answers no request has id 0: {closed:?}");
     }
     server.wait_presence("alice", false).await;
 }

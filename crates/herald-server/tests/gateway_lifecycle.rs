@@ -40,13 +40,13 @@ async fn a_silent_session_is_closed_with_4001_and_its_user_goes_offline_keeping_
     // …keeps the session past the first 90 s, and a protocol ping at 178 s past the next.
     tokio::time::advance(Duration::from_secs(89)).await;
     assert_eq!(raw.ping().await["t"], "pong", "alive 89 s after the last heartbeat");
-    assert!(server.is_online("alice"));
+    assert!(server.is_online("alice").await);
     // 90 s of silence.
     tokio::time::advance(Duration::from_secs(91)).await;
     let closed = raw.closed().await;
     assert_eq!(closed.code, C_HEARTBEAT_TIMEOUT, "{closed:?}");
     assert!(closed.frames.is_empty(), "{closed:?}");
-    assert!(!server.is_online("alice"), "the session left the hub before its close frame");
+    assert!(!server.is_online("alice").await, "the session left the hub before its close frame");
     ticker.abort();
     tokio::time::resume();
 
@@ -62,7 +62,7 @@ async fn heartbeat_timeout_follows_the_configured_timeout() {
     tokio::time::pause();
     tokio::time::advance(Duration::from_millis(3_001)).await;
     assert_eq!(raw.closed().await.code, C_HEARTBEAT_TIMEOUT);
-    assert!(!server.is_online("alice"));
+    assert!(!server.is_online("alice").await);
     tokio::time::resume();
     assert_eq!(server.online_state("alice").await, "Offline");
 }
@@ -126,7 +126,7 @@ async fn the_push_binding_outlives_a_reset_tcp_connection_and_goes_with_a_raw_lo
     assert_eq!(ack, json!({"t": "ack", "id": ack["id"]}));
     assert_eq!(raw.closed().await.code, C_NORMAL);
     assert_eq!(server.push_bindings("dave").await, vec![]);
-    assert!(!server.is_online("dave"));
+    assert!(!server.is_online("dave").await);
 }
 
 #[tokio::test]
@@ -155,9 +155,12 @@ async fn shutdown_closes_sessions_with_4000_and_the_sdk_reconnects() {
     let (client, mut events) = Client::login(sdk_config(&server, "sdk-user")).await.expect("login");
     state_change(&mut events, ConnectionState::Connected).await;
 
+    let mut not_logged_in = Raw::connect(&server).await;
+
     server.stop().await;
     let closed = raw.closed().await;
     assert_eq!(closed.code, C_SHUTDOWN, "{closed:?}");
+    assert_eq!(not_logged_in.closed().await.code, C_SHUTDOWN, "sockets still logging in too");
 
     let (event, extended) = state_change(&mut events, ConnectionState::Reconnecting).await;
     assert_eq!(event, ConnectionEvent::LoginInterrupted);

@@ -14,7 +14,11 @@ use tokio_tungstenite::tungstenite::Message;
 const CLIENTS: usize = 2_000;
 
 /// Connects and logs in; any failure is returned, not panicked, so that they can be counted.
-async fn log_in(addr: std::net::SocketAddr, user_id: String, token: String) -> Result<(String, WsStream), String> {
+async fn log_in(
+    addr: std::net::SocketAddr,
+    user_id: String,
+    token: String,
+) -> Result<(String, WsStream, String), String> {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
         .await
         .map_err(|e| format!("{user_id}: upgrade: {e}"))?;
@@ -26,8 +30,8 @@ async fn log_in(addr: std::net::SocketAddr, user_id: String, token: String) -> R
     match ws.next().await {
         Some(Ok(Message::Text(t))) => {
             let frame: Value = serde_json::from_str(t.as_str()).map_err(|e| format!("{user_id}: {e}"))?;
-            if frame["t"] == "login_ok" {
-                Ok((user_id, ws))
+            if let (Some("login_ok"), Some(session_id)) = (frame["t"].as_str(), frame["session_id"].as_str()) {
+                Ok((user_id, ws, session_id.to_string()))
             } else {
                 Err(format!("{user_id}: {frame}"))
             }
@@ -71,11 +75,15 @@ async fn two_thousand_concurrent_logins_complete_and_all_get_a_broadcast() {
     assert!(all.is_ok(), "logins did not finish; {} done, {} failed", sessions.len(), errors.len());
     assert!(errors.is_empty(), "{} logins failed, e.g. {:?}", errors.len(), &errors[..errors.len().min(5)]);
     assert_eq!(sessions.len(), CLIENTS);
+    let ids: std::collections::HashSet<&str> = sessions.iter().map(|(_, _, id)| id.as_str()).collect();
+    assert_eq!(ids.len(), CLIENTS, "every session has its own id");
 
     let hub = &server.running().hub;
     assert_eq!(hub.session_count(), CLIENTS);
     assert_eq!(server.running().gateway.connections(), CLIENTS);
-    assert!(sessions.iter().all(|(u, _)| server.is_online(u)));
+    for (u, _, _) in &sessions {
+        assert!(server.is_online(u).await, "{u}");
+    }
     // Every login registered its user.
     let store = server.store().await;
     for u in ["load-0000", "load-0999", "load-1999"] {
@@ -85,7 +93,7 @@ async fn two_thousand_concurrent_logins_complete_and_all_get_a_broadcast() {
     // One broadcast, 2,000 deliveries.
     server.broadcast("hello, everyone").await;
     let mut reads: FuturesUnordered<_> =
-        sessions.iter_mut().map(|(u, ws)| async move { next_text(u, ws).await.map(|f| (u.clone(), f)) }).collect();
+        sessions.iter_mut().map(|(u, ws, _)| async move { next_text(u, ws).await.map(|f| (u.clone(), f)) }).collect();
     let mut delivered = 0;
     let mut wrong = Vec::new();
     let all = tokio::time::timeout(PATIENCE * 3, async {
@@ -110,5 +118,5 @@ async fn two_thousand_concurrent_logins_complete_and_all_get_a_broadcast() {
         assert!(tokio::time::Instant::now() < deadline, "{} sessions never left", hub.session_count());
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(!server.is_online("load-0000"));
+    assert!(!server.is_online("load-0000").await);
 }

@@ -41,7 +41,7 @@ async fn raw_login_ok_carries_the_session_parameters() {
         assert_eq!(ok["timeout_ms"], 70000, "{ok}");
         assert_eq!(ok["token_expire"], server.now_s() + 1234, "{ok}");
         assert_eq!(ok["server_time_ms"], T0_MS, "the injected clock's time: {ok}");
-        assert!(server.is_online(user), "{mode}: online after login_ok");
+        assert!(server.is_online(user).await, "{mode}: online after login_ok");
         assert_eq!(raw.ping().await["t"], "pong");
         open.push(raw);
     }
@@ -73,7 +73,7 @@ async fn sdk_logs_in_with_cbc_and_gcm_tokens() {
         );
         assert_eq!(client.state(), ConnectionState::Connected);
         assert!(client.session_id().is_some_and(|s| s.parse::<u64>().is_ok()), "{mode}");
-        assert!(server.is_online(user), "{mode}");
+        assert!(server.is_online(user).await, "{mode}");
         assert_eq!(server.online_state(user).await, "Online");
 
         client.logout().await.unwrap_or_else(|e| panic!("{mode} logout: {e}"));
@@ -124,7 +124,7 @@ async fn token_for_another_user_is_refused_with_6000103_and_4501() {
     let server = GwServer::start().await;
     let bobs = server.token("bob", HOUR_S);
     refused_login(&server, login(APP_ID, "alice", &bobs)).await.assert(C_LOGIN_FAILED, E_TOKEN_INVALID);
-    assert!(!server.is_online("alice") && !server.is_online("bob"));
+    assert!(!server.is_online("alice").await && !server.is_online("bob").await);
 }
 
 #[tokio::test]
@@ -181,7 +181,7 @@ async fn bad_sdk_version_is_refused_with_4506() {
         assert_eq!(closed.code, C_BAD_VERSION, "{version:?}: {closed:?}");
         assert_eq!(closed.error_code(), E_FIELD_INVALID, "{version:?}: {closed:?}");
     }
-    assert!(!server.is_online("alice"));
+    assert!(!server.is_online("alice").await);
 }
 
 #[tokio::test]
@@ -226,7 +226,7 @@ async fn sdk_reports_each_refusal_as_a_server_error() {
             Ok(_) => panic!("{case}: login succeeded"),
         }
     }
-    assert!(!server.is_online("alice"));
+    assert!(!server.is_online("alice").await);
 }
 
 #[tokio::test]
@@ -271,5 +271,24 @@ async fn sessions_past_max_sessions_per_user_are_refused_with_4504() {
     // The session left the hub before its close frame was written, so there is room at once.
     let (_third, ok) = Raw::connect(&server).await.with_login(frame).await;
     assert_eq!(ok["t"], "login_ok", "a login fits once a session has left: {ok}");
-    assert!(server.is_online("alice"));
+    assert!(server.is_online("alice").await);
+}
+
+/// `herald_proto::frame::Login::device_id` is documented as "stable per device so a reconnect
+/// replaces the device's old session and push binding". A device whose old connection is still
+/// open on the server (half-open after a network switch, until its heartbeat times out) must be
+/// able to log in again, even when that session is the user's only allowed one.
+#[tokio::test]
+async fn a_reconnect_from_the_same_device_replaces_its_old_session() {
+    let server = GwServer::start_with("max_sessions_per_user = 1").await;
+    let (mut old, _) = Raw::logged_in(&server, "alice").await;
+    let mut new = Raw::connect(&server).await;
+    let relogin = new.login_frame(APP_ID, "alice", &server.token("alice", HOUR_S));
+    assert_eq!(relogin["device_id"], "alice-raw", "the same device as the first session");
+    let (mut new, ok) = new.with_login(relogin).await;
+    assert_eq!(ok["t"], "login_ok", "the same device logging in again is refused: {ok}");
+    let closed = old.closed().await;
+    assert!(closed.code >= 4000, "the replaced session is closed: {closed:?}");
+    assert_eq!(server.running().hub.session_count(), 1);
+    assert_eq!(new.ping().await["t"], "pong");
 }

@@ -40,8 +40,8 @@ async fn renew_token_refusals_keep_the_session() {
         assert_eq!(answer["code"], code, "{case}: {answer}");
         assert_eq!(raw.ping().await["t"], "pong", "{case}: the session goes on");
     }
-    assert!(server.is_online("alice"));
-    assert!(!server.is_online("mallory"));
+    assert!(server.is_online("alice").await);
+    assert!(!server.is_online("mallory").await);
     // Exactly 30 s is enough.
     let answer = raw.request(|id| json!({"t": "renew_token", "id": id, "token": server.token("alice", 30)})).await;
     assert_eq!(answer["t"], "ack", "{answer}");
@@ -59,7 +59,7 @@ async fn sdk_renew_token_returns_the_expiry_and_refuses_another_users_token() {
     }
     // Still logged in, and as alice.
     client.set_push_id("still-here", "fcm").await.expect("the session goes on");
-    assert!(server.is_online("alice"));
+    assert!(server.is_online("alice").await);
 }
 
 #[tokio::test]

@@ -73,7 +73,10 @@ impl Gateway {
             Ok(p) => p,
             Err(why) => return plain(StatusCode::BAD_REQUEST, why),
         };
-        if self.connections() >= self.cfg.max_connections {
+        // Reserve the slot now: counting only once the upgrade completes would let a burst of
+        // concurrent upgrades all pass the check.
+        if self.connections.fetch_add(1, Ordering::AcqRel) >= self.cfg.max_connections {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
             return plain(StatusCode::SERVICE_UNAVAILABLE, "connection limit reached (gateway.max_connections)");
         }
         let accept = herald_proto::ws::accept_key(&key);
@@ -82,9 +85,11 @@ impl Gateway {
         self.tracker.spawn(async move {
             let upgraded = match on_upgrade.await {
                 Ok(u) => u,
-                Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+                Err(e) => {
+                    gw.connections.fetch_sub(1, Ordering::AcqRel);
+                    return tracing::debug!(error = %e, "websocket upgrade failed");
+                }
             };
-            gw.connections.fetch_add(1, Ordering::Relaxed);
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let (reader, writer) = parts.io.into_inner().into_split();
@@ -95,7 +100,7 @@ impl Gateway {
                     session::run(gw.clone(), reader, session::Writer::Queued(Box::new(writer)), Bytes::new()).await
                 }
             }
-            gw.connections.fetch_sub(1, Ordering::Relaxed);
+            gw.connections.fetch_sub(1, Ordering::AcqRel);
         });
         let mut res = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -331,7 +331,7 @@ impl Session {
         let session_id = self.gw.ids.next();
         let receives = version >= BROADCAST_MIN;
         let max = self.gw.cfg.max_sessions_per_user;
-        if let Err(e) = self.gw.hub.join(app.app_id, &login.user_id, session_id, self.conn.clone(), receives, max) {
+        if let Err(e) = self.gw.hub.join(app.app_id, &login.user_id, &login.device_id, session_id, self.conn.clone(), receives, max) {
             return self.fail(
                 id,
                 code::SDK_TOO_MANY_SESSIONS,

@@ -34,9 +34,16 @@ struct SessionShard {
     by_app: HashMap<u32, HashMap<u64, Member>>,
 }
 
+/// One logged-in device of a user on this node.
+struct DeviceSession {
+    device_id: String,
+    session_id: u64,
+    conn: Arc<Conn>,
+}
+
 #[derive(Default)]
 struct PresenceShard {
-    sessions_of: HashMap<(u32, String), usize>,
+    sessions_of: HashMap<(u32, String), Vec<DeviceSession>>,
 }
 
 /// Counts of one fan-out.
@@ -121,11 +128,15 @@ impl Hub {
         });
     }
 
-    /// Registers a logged-in session, refusing it when the user is at `max_per_user`.
+    /// Registers a logged-in session. A session of the same device takes the place of the old
+    /// one (closed with 4507: its socket is probably half-open after a network change);
+    /// otherwise a user already at `max_per_user` devices is refused.
+    #[allow(clippy::too_many_arguments)]
     pub fn join(
         &self,
         app_id: u32,
         user_id: &str,
+        device_id: &str,
         session_id: u64,
         conn: Arc<Conn>,
         receives_broadcasts: bool,
@@ -133,18 +144,22 @@ impl Hub {
     ) -> Result<(), JoinError> {
         {
             let mut p = lock(&self.presence[user_shard(app_id, user_id)]);
-            let count = p.sessions_of.entry((app_id, user_id.to_string())).or_insert(0);
-            if *count >= max_per_user {
+            let devices = p.sessions_of.entry((app_id, user_id.to_string())).or_default();
+            if let Some(i) = devices.iter().position(|d| d.device_id == device_id) {
+                let old = devices.swap_remove(i);
+                old.conn.close(herald_proto::close::REPLACED, "replaced by a newer login from this device");
+                tracing::debug!(old = old.session_id, new = session_id, "a device's new session replaces its old one");
+            } else if devices.len() >= max_per_user {
                 return Err(JoinError::TooManySessions { max: max_per_user });
             }
-            *count += 1;
+            devices.push(DeviceSession { device_id: device_id.to_string(), session_id, conn: conn.clone() });
         }
         let mut s = lock(&self.sessions[session_id as usize % SHARDS]);
         s.by_app.entry(app_id).or_default().insert(session_id, Member { conn, receives_broadcasts });
         Ok(())
     }
 
-    /// Removes a session; returns true when it was the user's last one on this node.
+    /// Removes a session; returns true when the user has no session left on this node.
     pub fn leave(&self, app_id: u32, user_id: &str, session_id: u64) -> bool {
         {
             let mut s = lock(&self.sessions[session_id as usize % SHARDS]);
@@ -158,8 +173,9 @@ impl Hub {
         let mut p = lock(&self.presence[user_shard(app_id, user_id)]);
         match p.sessions_of.entry((app_id, user_id.to_string())) {
             Entry::Occupied(mut e) => {
-                *e.get_mut() -= 1;
-                if *e.get() == 0 {
+                // A replaced session is gone from the list already.
+                e.get_mut().retain(|d| d.session_id != session_id);
+                if e.get().is_empty() {
                     e.remove();
                     true
                 } else {

@@ -167,15 +167,26 @@ impl GwServer {
         self.running = Some(running);
     }
 
-    /// Presence as the hub reports it (what QueryUserOnlineState answers from).
-    pub fn is_online(&self, user_id: &str) -> bool {
-        self.running().hub.is_online(APP_ID, user_id)
+    /// Broadcasts and waits until the fan-out has finished (every session written or queued).
+    pub async fn broadcast_and_fan_out(&self, text: &str) {
+        let done = self.running().hub.broadcasts_done();
+        self.broadcast(text).await;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.running().hub.broadcasts_done() == done {
+            assert!(tokio::time::Instant::now() < deadline, "the fan-out never finished");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Presence as the server's `Presence` reports it (what QueryUserOnlineState answers from).
+    pub async fn is_online(&self, user_id: &str) -> bool {
+        Presence::is_online(&*self.running().hub, APP_ID, user_id).await
     }
 
     /// Waits until `user_id`'s presence is `online`; panics after [`PATIENCE`].
     pub async fn wait_presence(&self, user_id: &str, online: bool) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
-        while self.is_online(user_id) != online {
+        while self.is_online(user_id).await != online {
             assert!(tokio::time::Instant::now() < deadline, "{user_id} never became online={online}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -253,7 +264,7 @@ fn config_text(dir: &TempDir, listen: SocketAddr, gateway_toml: &str) -> String 
          [store]\nurl = \"sqlite://{d}/h.db\"\n\
          [gateway]\n{gateway_toml}\n\
          [[apps]]\napp_id = {APP_ID}\nserver_secret = \"{SECRET}\"\n\
-         [apps.limits]\nbroadcast_per_second = 1000\nbroadcast_per_day = 100000\n"
+         [apps.limits]\nbroadcast_per_second = 1000\nbroadcast_per_day = 100000\nmessage_max_bytes = 32768\n"
     )
 }
 
@@ -320,6 +331,11 @@ impl Raw {
         Raw { ws, next_id: 1 }
     }
 
+    /// Wraps a connection a test upgraded itself.
+    pub fn from_ws(ws: WsStream) -> Raw {
+        Raw { ws, next_id: 1 }
+    }
+
     /// A fresh request id.
     pub fn id(&mut self) -> u64 {
         let id = self.next_id;
@@ -382,12 +398,16 @@ impl Raw {
 
     /// The next text frame as JSON; panics on a close, an error or silence.
     pub async fn frame(&mut self) -> Value {
+        let text = self.text().await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("frame is not JSON ({e}): {text}"))
+    }
+
+    /// The next text frame as sent; panics on a close, an error or silence.
+    pub async fn text(&mut self) -> String {
         loop {
             let msg = tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("a frame in time");
             match msg {
-                Some(Ok(Message::Text(t))) => {
-                    return serde_json::from_str(t.as_str()).unwrap_or_else(|e| panic!("frame is not JSON ({e}): {t}"))
-                }
+                Some(Ok(Message::Text(t))) => return t.as_str().to_string(),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 other => panic!("expected a text frame, got {other:?}"),
             }
