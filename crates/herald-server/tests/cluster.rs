@@ -68,9 +68,12 @@ async fn cluster(nodes: u16, per_second: u32) -> Cluster {
     let mut started = Vec::new();
     for node_id in 1..=nodes {
         let shutdown = CancellationToken::new();
-        let running = herald_server::start(config(node_id, &url, &prefix, per_second), Arc::new(SystemClock), shutdown.clone())
-            .await
-            .unwrap_or_else(|e| panic!("node {node_id} did not start: {e}\n(NATS must run at {NATS_URL}: nats-server -js -p 4222)"));
+        let running =
+            herald_server::start(config(node_id, &url, &prefix, per_second), Arc::new(SystemClock), shutdown.clone())
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("node {node_id} did not start: {e}\n(NATS must run at {NATS_URL}: nats-server -js -p 4222)")
+                });
         started.push(Node { running, shutdown });
     }
     Cluster { nodes: started, _db: db }
@@ -92,7 +95,8 @@ async fn call(addr: SocketAddr, action: &str, body: Option<&str>, extra_query: &
 }
 
 async fn broadcast(addr: SocketAddr, text: &str) -> Value {
-    let body = serde_json::json!({"FromUserId": "admin", "MessageType": 1, "MessageBody": {"Message": text}}).to_string();
+    let body =
+        serde_json::json!({"FromUserId": "admin", "MessageType": 1, "MessageBody": {"Message": text}}).to_string();
     call(addr, "SendMessageToAllUsers", Some(&body), "").await
 }
 
@@ -143,7 +147,11 @@ async fn a_broadcast_through_one_node_reaches_clients_on_every_node_once() {
         let v = broadcast(via.addr(), &format!("round {round}")).await;
         assert_eq!(v["Code"], 0, "{v}");
         for (_, events) in clients.iter_mut() {
-            assert_eq!(next_text(events).await, format!("round {round}"), "every node's client gets each broadcast, in order");
+            assert_eq!(
+                next_text(events).await,
+                format!("round {round}"),
+                "every node's client gets each broadcast, in order"
+            );
         }
     }
     // Exactly once: nothing else is waiting in any client's stream.
@@ -168,7 +176,12 @@ async fn presence_is_the_same_through_every_node() {
     let c = cluster(3, 1000).await;
     let (alice, _events) = login(vec![c.nodes[1].ws()], "alice").await;
     for node in &c.nodes {
-        assert_eq!(status(node.addr(), "alice").await, "Online", "alice is online on node 2, seen from {}", node.addr());
+        assert_eq!(
+            status(node.addr(), "alice").await,
+            "Online",
+            "alice is online on node 2, seen from {}",
+            node.addr()
+        );
     }
     alice.logout().await.expect("logout");
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -194,7 +207,10 @@ async fn rate_limits_hold_across_nodes() {
     let accepted = answers.iter().filter(|v| v["Code"] == 0).count();
     let limited = answers.iter().filter(|v| v["Code"] == 660500003).count();
     assert_eq!(accepted + limited, 3, "{answers:?}");
-    assert!(accepted == 1 || (accepted == 2 && limited == 1), "the cluster admitted {accepted} calls in one second: {answers:?}");
+    assert!(
+        accepted == 1 || (accepted == 2 && limited == 1),
+        "the cluster admitted {accepted} calls in one second: {answers:?}"
+    );
     let again = broadcast(c.nodes[2].addr(), "y").await;
     assert_eq!(again["Code"], 660500003, "a call right after, on another node, is refused: {again}");
     for n in &c.nodes {
