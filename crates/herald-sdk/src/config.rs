@@ -42,6 +42,9 @@ pub struct ClientConfig {
     /// Capacity of the [`Events`](crate::Events) channel. When it is full the connection task
     /// waits for the app instead of buffering without bound. Default 1024.
     pub event_capacity: usize,
+    /// Extra PEM certificates to trust for `wss://` besides the public web roots (Mozilla's,
+    /// bundled): a private CA or a self-signed server. Empty by default.
+    pub extra_root_certificates_pem: Vec<String>,
 }
 
 impl ClientConfig {
@@ -66,6 +69,7 @@ impl ClientConfig {
             login_timeout: Duration::from_secs(10),
             dedup_capacity: 4096,
             event_capacity: 1024,
+            extra_root_certificates_pem: Vec::new(),
         }
     }
 
@@ -113,6 +117,7 @@ impl fmt::Debug for ClientConfig {
             .field("login_timeout", &self.login_timeout)
             .field("dedup_capacity", &self.dedup_capacity)
             .field("event_capacity", &self.event_capacity)
+            .field("extra_root_certificates_pem", &self.extra_root_certificates_pem.len())
             .finish()
     }
 }

@@ -7,6 +7,7 @@ use herald_proto::close;
 use herald_proto::code;
 use herald_proto::frame::{decode_server, encode_client, ClientFrame, Login, ServerFrame};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -17,6 +18,25 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::{ClientConfig, ConnectionEvent, SdkError};
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// TLS for `wss://`: the bundled public web roots plus the app's extra PEM roots, with ring as
+/// the crypto provider (no process-wide default needed).
+fn tls_config(extra_pem: &[String]) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    for pem in extra_pem {
+        for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("extra_root_certificates_pem: {e}"))?;
+            roots.add(cert).map_err(|e| format!("extra_root_certificates_pem: {e}"))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
+}
 
 /// The subprotocol Herald speaks; the server echoes it.
 const SUBPROTOCOL: &str = "herald.v1";
@@ -86,7 +106,16 @@ async fn attempt(
         terminal: Some(ConnectionEvent::KickedOut),
     })?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
-    let (mut ws, _response) = tokio_tungstenite::connect_async(request)
+    let connector = if url.starts_with("wss:") {
+        let tls = tls_config(&config.extra_root_certificates_pem).map_err(|e| Failure {
+            error: SdkError::Config(e),
+            terminal: Some(ConnectionEvent::KickedOut),
+        })?;
+        Some(tokio_tungstenite::Connector::Rustls(tls))
+    } else {
+        None
+    };
+    let (mut ws, _response) = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
         .await
         .map_err(|e| Failure::transient(SdkError::Connect(format!("{url}: {e}"))))?;
 

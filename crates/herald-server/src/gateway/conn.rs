@@ -25,6 +25,15 @@ pub enum Sent {
     Dropped,
 }
 
+/// What one [`Conn::flush_direct`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flushed {
+    /// The backlog is empty.
+    pub done: bool,
+    /// Some bytes went out: the reader is draining, however slowly.
+    pub progressed: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct OutboxLimits {
     pub frames: usize,
@@ -124,15 +133,16 @@ impl Conn {
         self.direct.as_ref()
     }
 
-    /// Direct transport: writes as much of the backlog as the socket takes now. Returns true
-    /// when the backlog is empty.
-    pub fn flush_direct(&self) -> io::Result<bool> {
-        let Some(socket) = &self.direct else { return Ok(true) };
+    /// Direct transport: writes as much of the backlog as the socket takes now.
+    pub fn flush_direct(&self) -> io::Result<Flushed> {
+        let mut flushed = Flushed { done: true, progressed: false };
+        let Some(socket) = &self.direct else { return Ok(flushed) };
         let mut st = self.lock();
         while let Some(head) = st.queue.front() {
             let head = head.clone();
             match socket.try_write(&head[st.head_written..]) {
                 Ok(n) => {
+                    flushed.progressed |= n > 0;
                     st.head_written += n;
                     if st.head_written == head.len() {
                         st.queue.pop_front();
@@ -140,11 +150,14 @@ impl Conn {
                         st.head_written = 0;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    flushed.done = false;
+                    return Ok(flushed);
+                }
                 Err(e) => return Err(e),
             }
         }
-        Ok(true)
+        Ok(flushed)
     }
 
     /// Queued transport: takes the next frame to write (already-written prefix removed).

@@ -124,7 +124,14 @@ impl Session {
                     false
                 }
                 None => match self.conn.flush_direct() {
-                    Ok(done) => !done,
+                    Ok(flushed) => {
+                        // "Stopped draining" means no progress at all: a reader that takes a
+                        // little at a time restarts the stall clock.
+                        if flushed.progressed {
+                            stalled_since = None;
+                        }
+                        !flushed.done
+                    }
                     Err(_) => return (close::INTERNAL, "write failed"),
                 },
             };
@@ -329,15 +336,9 @@ impl Session {
             );
         }
         let session_id = self.gw.ids.next();
-        let receives = version >= BROADCAST_MIN;
         let max = self.gw.cfg.max_sessions_per_user;
-        if let Err(e) = self.gw.hub.join(app.app_id, &login.user_id, &login.device_id, session_id, self.conn.clone(), receives, max) {
-            return self.fail(
-                id,
-                code::SDK_TOO_MANY_SESSIONS,
-                e.to_string(),
-                (close::TOO_MANY_SESSIONS, "too many sessions"),
-            );
+        if let Err(e) = self.gw.hub.reserve(app.app_id, &login.user_id, &login.device_id, session_id, &self.conn, max) {
+            return self.fail(id, code::SDK_TOO_MANY_SESSIONS, e.to_string(), (close::TOO_MANY_SESSIONS, "too many sessions"));
         }
         if let Some(node) = self.gw.cluster_node {
             let now_ms = self.gw.clock.now_ms();
@@ -348,20 +349,22 @@ impl Session {
             }
         }
         let expire = token.claims.expire;
-        self.user = Some(LoggedIn {
-            app_id: app.app_id,
-            user_id: login.user_id,
-            device_id: login.device_id,
-            session_id,
-            token_expire_s: expire,
-        });
-        self.send(&ServerFrame::LoginOk {
+        let login_ok = ServerFrame::LoginOk {
             id,
             session_id: session_id.to_string(),
             heartbeat_ms: self.gw.cfg.heartbeat_interval_ms,
             timeout_ms: self.gw.cfg.heartbeat_timeout_ms,
             token_expire: expire,
             server_time_ms: self.gw.clock.now_ms(),
+        };
+        let greeting = ws::server_frame(Opcode::Text, &frame::encode_server(&login_ok));
+        self.gw.hub.activate(app.app_id, session_id, self.conn.clone(), version >= BROADCAST_MIN, &greeting);
+        self.user = Some(LoggedIn {
+            app_id: app.app_id,
+            user_id: login.user_id,
+            device_id: login.device_id,
+            session_id,
+            token_expire_s: expire,
         });
         tracing::debug!(session_id, app_id = app.app_id, platform = %login.platform, "session logged in");
         None
@@ -452,7 +455,7 @@ impl Session {
                 let _ = timeout(CLOSE_WRITE_TIMEOUT, async {
                     let socket = self.conn.direct().expect("direct transport");
                     if code != close::SLOW_CONSUMER {
-                        while !self.conn.flush_direct()? {
+                        while !self.conn.flush_direct()?.done {
                             socket.writable().await?;
                         }
                     }

@@ -88,6 +88,7 @@ impl PushWorker {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             let mut worked = false;
+            let mut store_failed = false;
             for app in &self.apps {
                 loop {
                     if shutdown.is_cancelled() {
@@ -100,21 +101,24 @@ impl PushWorker {
                         Ok(None) => break,
                         Err(e) => {
                             tracing::warn!(app_id = app.app_id, error = %e, "push: cannot claim a job; retrying later");
+                            store_failed = true;
                             break;
                         }
                     };
-                    worked = true;
                     match self.run_job(app, job, &shutdown).await {
-                        Ok(JobEnd::Finished | JobEnd::Lost) => {}
+                        Ok(JobEnd::Finished | JobEnd::Lost) => worked = true,
                         Ok(JobEnd::Interrupted) => return,
                         Err(e) => {
                             tracing::warn!(app_id = app.app_id, error = %e, "push: store failed mid-job; resuming later");
+                            store_failed = true;
                             break;
                         }
                     }
                 }
             }
-            if worked {
+            // Look again at once after finishing jobs (more may have arrived); after a store
+            // failure, or with nothing to do, wait for a wake-up or the poll interval.
+            if worked && !store_failed {
                 continue;
             }
             tokio::select! {

@@ -1,0 +1,179 @@
+//! The fan-out: a fixed set of worker tasks, each owning every `count`-th shard, each taking
+//! broadcasts from its own queue in the order they were accepted. A session lives in one shard,
+//! so it sees broadcasts in acceptance order, and two fan-outs never race for the same sockets.
+//!
+//! A worker holds one shard's lock while it writes the frame to that shard's sockets (writes
+//! never block: a socket that cannot take a frame gets it queued in its own bounded outbox), then
+//! yields, so logins and API calls on the same thread wait for at most one shard.
+//!
+//! Overload policy: the worker queues are not capped by count. What enters them is already bounded
+//! by each app's broadcast rate limits, and an accepted broadcast must never be dropped; each
+//! entry is one shared frame (a refcount), not a copy per session.
+
+use super::{lock, Hub, SHARDS};
+use crate::api::{AcceptedBroadcast, Dispatch};
+use crate::gateway::conn::Sent;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::mpsc;
+
+/// Counts of one fan-out on this node.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FanoutReport {
+    pub written: u64,
+    pub queued: u64,
+    pub dropped: u64,
+    pub skipped_old_sdk: u64,
+}
+
+impl FanoutReport {
+    pub fn delivered(&self) -> u64 {
+        self.written + self.queued
+    }
+    fn add(&mut self, o: FanoutReport) {
+        self.written += o.written;
+        self.queued += o.queued;
+        self.dropped += o.dropped;
+        self.skipped_old_sdk += o.skipped_old_sdk;
+    }
+}
+
+type Done = Box<dyn FnOnce(FanoutReport) + Send>;
+
+/// One broadcast on its way through every worker.
+pub(super) struct Job {
+    app_id: u32,
+    frame: Bytes,
+    /// Workers that have not finished this job yet; the last one runs `done`.
+    remaining: AtomicUsize,
+    report: Mutex<FanoutReport>,
+    done: Mutex<Option<Done>>,
+}
+
+impl Job {
+    fn finish_part(&self, part: FanoutReport) {
+        lock(&self.report).add(part);
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let report = *lock(&self.report);
+            if let Some(done) = lock(&self.done).take() {
+                done(report);
+            }
+        }
+    }
+}
+
+pub(super) type WorkerQueue = mpsc::UnboundedSender<Arc<Job>>;
+
+/// Starts `count` workers; they stop when the hub is dropped.
+pub(super) fn start_workers(hub: &Arc<Hub>, count: usize) -> Vec<WorkerQueue> {
+    (0..count)
+        .map(|index| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(worker(Arc::downgrade(hub), index, count, rx));
+            tx
+        })
+        .collect()
+}
+
+async fn worker(hub: Weak<Hub>, index: usize, count: usize, mut jobs: mpsc::UnboundedReceiver<Arc<Job>>) {
+    while let Some(job) = jobs.recv().await {
+        let mut report = FanoutReport::default();
+        for shard in (index..SHARDS).step_by(count) {
+            let Some(hub) = hub.upgrade() else { return };
+            report.add(hub.write_shard(shard, job.app_id, &job.frame));
+            drop(hub);
+            tokio::task::yield_now().await;
+        }
+        job.finish_part(report);
+    }
+}
+
+impl Hub {
+    /// Writes `frame` to every session of `app_id` in one shard.
+    fn write_shard(&self, shard: usize, app_id: u32, frame: &Bytes) -> FanoutReport {
+        let mut r = FanoutReport::default();
+        let shard = lock(&self.sessions[shard]);
+        let Some(members) = shard.by_app.get(&app_id) else { return r };
+        for m in members.values() {
+            if !m.receives_broadcasts {
+                r.skipped_old_sdk += 1;
+                continue;
+            }
+            match m.conn.send(frame) {
+                Sent::Written => r.written += 1,
+                Sent::Queued => r.queued += 1,
+                Sent::Dropped => r.dropped += 1,
+            }
+        }
+        r
+    }
+
+    /// Queues `frame` for every session of `app_id` on this node, behind every broadcast
+    /// submitted before it; `done` runs once with the counts when every shard has it.
+    pub fn submit(&self, app_id: u32, frame: Bytes, done: impl FnOnce(FanoutReport) + Send + 'static) {
+        let workers = self.workers.get().expect("workers start with the hub");
+        let job = Arc::new(Job {
+            app_id,
+            frame,
+            remaining: AtomicUsize::new(workers.len()),
+            report: Mutex::new(FanoutReport::default()),
+            done: Mutex::new(Some(Box::new(done))),
+        });
+        for queue in workers {
+            if queue.send(job.clone()).is_err() {
+                // Only when the runtime is shutting down; account for the worker anyway.
+                job.finish_part(FanoutReport::default());
+            }
+        }
+    }
+
+    /// Fans out a frame another node accepted and encoded.
+    pub fn deliver_relayed(self: &Arc<Self>, app_id: u32, message_id: u64, frame: Bytes) {
+        let hub = Arc::downgrade(self);
+        self.submit(app_id, frame, move |report| {
+            tracing::debug!(app_id, message_id, delivered = report.delivered(), dropped = report.dropped, "relayed broadcast fan-out done");
+            if let Some(hub) = hub.upgrade() {
+                hub.broadcasts_done.fetch_add(1, Ordering::Release);
+            }
+        });
+    }
+}
+
+/// The fan-out side of the API: an accepted broadcast is encoded once, relayed to the other
+/// nodes (in a cluster) and queued to this node's workers before the API answers.
+impl Dispatch for Arc<Hub> {
+    fn dispatch(&self, b: Arc<AcceptedBroadcast>) {
+        let started = std::time::Instant::now();
+        let hub = Arc::downgrade(self);
+        let online = b.reaches_online_sessions();
+        let (app_id, message_id) = (b.app_id, b.message_id);
+        let frame = online.then(|| Hub::encode(&b));
+        let record = move |report: FanoutReport| {
+            tracing::info!(
+                app_id = b.app_id,
+                message_id = b.message_id,
+                delivered = report.delivered(),
+                dropped = report.dropped,
+                skipped_old_sdk = report.skipped_old_sdk,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "broadcast fan-out done"
+            );
+            let Some(hub) = hub.upgrade() else { return };
+            let store = hub.store.clone();
+            hub.broadcasts_done.fetch_add(1, Ordering::Release);
+            tokio::spawn(async move {
+                if let Err(e) = store.set_broadcast_online_delivered(b.app_id, b.message_id, report.delivered()).await {
+                    tracing::warn!(error = %e, message_id = b.message_id, "could not record the fan-out count");
+                }
+            });
+        };
+        let Some(frame) = frame else {
+            return record(FanoutReport::default()); // PushType 2: no online delivery
+        };
+        if let Some(relay) = self.relay.get() {
+            relay.relay(app_id, message_id, &frame);
+        }
+        self.submit(app_id, frame, record);
+    }
+}
