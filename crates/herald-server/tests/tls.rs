@@ -133,3 +133,35 @@ async fn https_api_and_wss_gateway_deliver_a_broadcast() {
     }
     s.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_logs_in_over_wss_trusting_an_extra_root() {
+    let s = start().await;
+    let v = call(&s, "UserRegister", r#"{"UserInfo":[{"UserId":"admin"}]}"#).await;
+    assert_eq!(v["Code"], 0, "{v}");
+    let token = generate(APP, "bob", SECRET, 3600, Mode::Gcm, SystemClock.now_s()).unwrap();
+    let url = format!("wss://{}/ws", s.addr);
+
+    // Without the test root the certificate is refused: the first login fails.
+    let mut untrusting = herald_sdk::ClientConfig::new([url.clone()], APP, "bob", token.clone());
+    untrusting.login_timeout = Duration::from_secs(5);
+    untrusting.reconnect.max_attempts = Some(0);
+    assert!(herald_sdk::Client::login(untrusting).await.is_err(), "an unknown certificate must not be trusted");
+
+    let mut config = herald_sdk::ClientConfig::new([url], APP, "bob", token);
+    config.extra_root_certificates_pem = vec![s.cert_pem.clone()];
+    let (_client, mut events) = herald_sdk::Client::login(config).await.expect("SDK login over wss");
+    let body = json!({"FromUserId":"admin","MessageType":1,"MessageBody":{"Message":"sdk over tls"}});
+    assert_eq!(call(&s, "SendMessageToAllUsers", &body.to_string()).await["Code"], 0);
+    let got = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(herald_sdk::Event::BroadcastMessageReceived(m)) = events.next().await {
+                return m.message;
+            }
+        }
+    })
+    .await
+    .expect("the broadcast arrives over wss");
+    assert_eq!(got, "sdk over tls");
+    s.shutdown.cancel();
+}
