@@ -107,10 +107,8 @@ async fn attempt(
     })?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
     let connector = if url.starts_with("wss:") {
-        let tls = tls_config(&config.extra_root_certificates_pem).map_err(|e| Failure {
-            error: SdkError::Config(e),
-            terminal: Some(ConnectionEvent::KickedOut),
-        })?;
+        let tls = tls_config(&config.extra_root_certificates_pem)
+            .map_err(|e| Failure { error: SdkError::Config(e), terminal: Some(ConnectionEvent::KickedOut) })?;
         Some(tokio_tungstenite::Connector::Rustls(tls))
     } else {
         None

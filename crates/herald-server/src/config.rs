@@ -389,8 +389,13 @@ impl Config {
             if c.node_lease_ms < 1000 {
                 return Err(invalid("cluster.node_lease_ms", "must be at least 1000"));
             }
-            if c.subject_prefix.is_empty() || c.subject_prefix.contains(|ch: char| ch.is_whitespace() || ch == '*' || ch == '>') {
-                return Err(invalid("cluster.subject_prefix", "must be a non-empty NATS subject without spaces or wildcards"));
+            if c.subject_prefix.is_empty()
+                || c.subject_prefix.contains(|ch: char| ch.is_whitespace() || ch == '*' || ch == '>')
+            {
+                return Err(invalid(
+                    "cluster.subject_prefix",
+                    "must be a non-empty NATS subject without spaces or wildcards",
+                ));
             }
         }
         self.push.validate()?;

@@ -14,8 +14,8 @@
 
 pub mod api;
 pub mod cli;
-pub mod cluster;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod devapp;
 pub mod gateway;

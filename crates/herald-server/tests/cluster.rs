@@ -15,6 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod common;
+mod push_support;
+
+use herald_store::{PushBinding, PushProvider};
+use push_support::Hook;
+
 const APP: u32 = 1234567890;
 const SECRET: &str = "fa94dd0f974cf2e293728a526b028271";
 const NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -40,7 +46,9 @@ struct Cluster {
     _db: TestDatabase,
 }
 
-fn config(node_id: u16, db_url: &str, prefix: &str, per_second: u32) -> Config {
+/// `extra` is appended last, so it may hold node tables (`[push]`) and the app's sub-tables
+/// (`[apps.push]`) alike: TOML puts a later `[push]` back at the top level.
+fn config(node_id: u16, db_url: &str, prefix: &str, per_second: u32, extra: &str) -> Config {
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
@@ -57,9 +65,24 @@ server_secret = "{SECRET}"
 [apps.limits]
 broadcast_per_second = {per_second}
 broadcast_per_day = 100000
+{extra}
 "#
     );
     Config::parse(&text, &|_| None).expect("cluster test config parses")
+}
+
+async fn start_node(node_id: u16, db_url: &str, prefix: &str, per_second: u32, extra: &str) -> Node {
+    let shutdown = CancellationToken::new();
+    let running = herald_server::start(
+        config(node_id, db_url, prefix, per_second, extra),
+        Arc::new(SystemClock),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!("node {node_id} did not start: {e}\n(NATS must run at {NATS_URL}: nats-server -js -p 4222)")
+    });
+    Node { running, shutdown }
 }
 
 async fn cluster(nodes: u16, per_second: u32) -> Cluster {
@@ -67,14 +90,7 @@ async fn cluster(nodes: u16, per_second: u32) -> Cluster {
     let prefix = format!("herald-test-{}", rand::random::<u64>());
     let mut started = Vec::new();
     for node_id in 1..=nodes {
-        let shutdown = CancellationToken::new();
-        let running =
-            herald_server::start(config(node_id, &url, &prefix, per_second), Arc::new(SystemClock), shutdown.clone())
-                .await
-                .unwrap_or_else(|e| {
-                    panic!("node {node_id} did not start: {e}\n(NATS must run at {NATS_URL}: nats-server -js -p 4222)")
-                });
-        started.push(Node { running, shutdown });
+        started.push(start_node(node_id, &url, &prefix, per_second, "").await);
     }
     Cluster { nodes: started, _db: db }
 }
@@ -246,4 +262,113 @@ async fn a_client_fails_over_when_its_node_dies_and_keeps_receiving() {
     for n in &c.nodes {
         n.shutdown.cancel();
     }
+}
+
+/// Push jobs are claimed under a lease: node 1 dies in the middle of a job, node 2 takes it over
+/// once the lease lapses and finishes it from the recorded cursor. Only the page node 1 had in
+/// flight may be pushed twice; nobody is skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_job_left_by_a_dead_node_is_finished_by_another() {
+    let (url, _db) = test_database().await;
+    let prefix = format!("herald-test-{}", rand::random::<u64>());
+    let hook = Hook::start(SECRET).await;
+    let push = format!(
+        "[apps.push]\npage_size = 2\n[apps.push.webhook]\nurl = \"{}\"\n[push]\nlease_ms = 1500\npoll_interval_ms = 100\n",
+        hook.url
+    );
+    let node1 = start_node(1, &url, &prefix, 1000, &push).await;
+    register_admin(node1.addr()).await;
+    let store = herald_store::open(&url).await.expect("the shared store");
+    let users: Vec<String> = (1..=7).map(|i| format!("u{i}")).collect();
+    for u in &users {
+        let b = PushBinding {
+            app_id: APP,
+            user_id: u.clone(),
+            device_id: "phone".into(),
+            push_id: format!("tok-{u}"),
+            provider: PushProvider::Webhook,
+            updated_at_ms: SystemClock.now_ms(),
+        };
+        store.bind_push(&b).await.expect("bind");
+    }
+
+    // Page 1 (u1, u2) is answered; in page 2, u3 is answered and u4 hangs: node 1 is stuck.
+    hook.hold_from(3);
+    let body = serde_json::json!({"FromUserId": "admin", "MessageType": 1, "MessageBody": {"Message": "take over"}, "PushType": 2});
+    let v = call(node1.addr(), "SendMessageToAllUsers", Some(&body.to_string()), "").await;
+    assert_eq!(v["Code"], 0, "{v}");
+    let id = v["RequestId"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while hook.arrived() < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "node 1 never reached page 2");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Node 1 dies (its claim stays behind, unrenewed); node 2 joins, with a provider that answers.
+    node1.shutdown.cancel();
+    drop(node1);
+    hook.hold_from(usize::MAX);
+    let node2 = start_node(2, &url, &prefix, 1000, &push).await;
+    let query = serde_json::json!({"MessageId": id}).to_string();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let done = loop {
+        let r = call(node2.addr(), "QueryBroadcastReport", Some(&query), "").await;
+        if r["OfflinePush"]["State"] == "done" {
+            break r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "node 2 never finished the job: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["OfflinePush"]["Sent"], 7, "every device counted once: {done}");
+    let got = hook.delivered_push_ids();
+    for (i, user) in users.iter().enumerate() {
+        let n = got.iter().filter(|p| **p == format!("tok-{user}")).count();
+        if (2..4).contains(&i) {
+            assert!((1..=2).contains(&n), "{user} was in node 1's page in flight: once or twice, got {n}");
+        } else {
+            assert_eq!(n, 1, "{user}: exactly once, got {got:?}");
+        }
+    }
+    node2.shutdown.cancel();
+}
+
+/// Presence in a push job is the cluster's: a user online on node 2 is not pushed, whichever
+/// node runs the job; an offline user is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_online_on_another_node_is_not_pushed() {
+    let (url, _db) = test_database().await;
+    let prefix = format!("herald-test-{}", rand::random::<u64>());
+    let hook = Hook::start(SECRET).await;
+    let push = format!("[apps.push]\npage_size = 10\n[apps.push.webhook]\nurl = \"{}\"\n", hook.url);
+    let node1 = start_node(1, &url, &prefix, 1000, &push).await;
+    let node2 = start_node(2, &url, &prefix, 1000, &push).await;
+    register_admin(node1.addr()).await;
+    let (alice, _alice_events) = login(vec![node2.ws()], "alice").await;
+    alice.set_push_id("tok-alice", "webhook").await.expect("alice's push ID");
+    let (bob, _bob_events) = login(vec![node2.ws()], "bob").await;
+    bob.set_push_id("tok-bob", "webhook").await.expect("bob's push ID");
+    drop(bob); // a dropped connection keeps the binding: bob is now offline with a push ID
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while status(node1.addr(), "bob").await != "Offline" {
+        assert!(tokio::time::Instant::now() < deadline, "bob never went offline");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let body = serde_json::json!({"FromUserId": "admin", "MessageType": 1, "MessageBody": {"Message": "who is out?"}, "PushType": 2});
+    let v = call(node1.addr(), "SendMessageToAllUsers", Some(&body.to_string()), "").await;
+    assert_eq!(v["Code"], 0, "{v}");
+    let query = serde_json::json!({"MessageId": v["RequestId"]}).to_string();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let done = loop {
+        let r = call(node1.addr(), "QueryBroadcastReport", Some(&query), "").await;
+        if r["OfflinePush"]["State"] == "done" {
+            break r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the job never finished: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(hook.delivered_push_ids(), ["tok-bob"], "only the offline user is pushed: {done}");
+    assert_eq!(done["OfflinePush"]["SkippedOnline"], 1, "{done}");
+    node1.shutdown.cancel();
+    node2.shutdown.cancel();
 }

@@ -24,6 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use testing::test_database;
@@ -62,10 +63,20 @@ const JOB_COLUMNS_OF_J: &str = "j.app_id, j.message_id, j.push_type, j.state, j.
      j.cursor_device_id, j.targeted, j.sent, j.failed, j.removed, j.skipped_online, j.created_at_ms, \
      j.updated_at_ms, j.finished_at_ms";
 
+/// In-process queues in front of the broadcast-slot advisory lock, one per `app_id % SLOT_GATES`.
+const SLOT_GATES: usize = 64;
+
 /// The PostgreSQL [`Store`]. Cloning is cheap and shares the pool.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Acquires of one app on this node queue here (tokio's mutex is FIFO) before they take a
+    /// connection and the app's advisory lock. Without it a burst of calls for one app would
+    /// park up to every pooled connection on that lock, starving all other steps, and the
+    /// calls would reach the lock in whatever order their connections came up; with it they
+    /// are served in arrival order, as SQLite's single writer serves them. Across nodes the
+    /// advisory lock alone decides.
+    slot_gates: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 impl PostgresStore {
@@ -81,7 +92,8 @@ impl PostgresStore {
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         tracing::debug!("postgres store open");
-        Ok(Self { pool })
+        let slot_gates = (0..SLOT_GATES).map(|_| tokio::sync::Mutex::new(())).collect();
+        Ok(Self { pool, slot_gates })
     }
 
     /// Closes every connection, waiting for those in use.
@@ -375,6 +387,7 @@ impl Store for PostgresStore {
         per_second: u32,
         per_day: u32,
     ) -> Result<RateDecision> {
+        let _gate = self.slot_gates[app_id as usize % SLOT_GATES].lock().await;
         let lock_key = app_lock_key(app_id);
         let app_id = i64::from(app_id);
         let mut tx = self.pool.begin().await?;
@@ -747,7 +760,7 @@ pub mod testing {
                     Err(sqlx::Error::Database(e)) if tries < 10 && e.code().as_deref() == Some("55006") => {
                         tokio::time::sleep(Duration::from_millis(100 * tries)).await;
                     }
-                    Err(e) => return Err(format!("CREATE DATABASE {name} via {admin_url} failed: {e}")),
+                    Err(e) => return Err(format!("CREATE DATABASE {name} via {admin_url} failed: {e}; {START_HINT}")),
                 }
             }
             let _ = admin.close().await;
@@ -796,7 +809,7 @@ pub mod testing {
     pub async fn test_database() -> (String, TestDatabase) {
         match TestDatabase::create().await {
             Ok(db) => (db.url.clone(), db),
-            Err(e) => panic!("PostgreSQL test database unavailable: {e}\n{START_HINT}"),
+            Err(e) => panic!("PostgreSQL test database unavailable: {e}"),
         }
     }
 

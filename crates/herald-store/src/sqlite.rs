@@ -394,6 +394,14 @@ impl Store for SqliteStore {
     }
 
     async fn claim_push_job(&self, app_id: u32, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<PushJob>> {
+        // Idle workers poll: answer "nothing" from a reader without queueing for the writer.
+        let open = sqlx::query("SELECT 1 FROM push_jobs WHERE app_id = ? AND state <> 'done' LIMIT 1")
+            .bind(i64::from(app_id))
+            .fetch_optional(&self.reader)
+            .await?;
+        if open.is_none() {
+            return Ok(None);
+        }
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM push_jobs WHERE app_id = ? AND state <> 'done' \

@@ -338,14 +338,26 @@ impl Session {
         let session_id = self.gw.ids.next();
         let max = self.gw.cfg.max_sessions_per_user;
         if let Err(e) = self.gw.hub.reserve(app.app_id, &login.user_id, &login.device_id, session_id, &self.conn, max) {
-            return self.fail(id, code::SDK_TOO_MANY_SESSIONS, e.to_string(), (close::TOO_MANY_SESSIONS, "too many sessions"));
+            return self.fail(
+                id,
+                code::SDK_TOO_MANY_SESSIONS,
+                e.to_string(),
+                (close::TOO_MANY_SESSIONS, "too many sessions"),
+            );
         }
         if let Some(node) = self.gw.cluster_node {
             let now_ms = self.gw.clock.now_ms();
-            if let Err(e) = self.gw.store.presence_session_started(app.app_id, &login.user_id, session_id, node, now_ms).await {
+            if let Err(e) =
+                self.gw.store.presence_session_started(app.app_id, &login.user_id, session_id, node, now_ms).await
+            {
                 tracing::warn!(error = %e, "could not record the session for cluster presence");
                 self.gw.hub.leave(app.app_id, &login.user_id, session_id);
-                return self.fail(id, code::DB_FAILED, "server storage failed; try again", (close::INTERNAL, "store failed"));
+                return self.fail(
+                    id,
+                    code::DB_FAILED,
+                    "server storage failed; try again",
+                    (close::INTERNAL, "store failed"),
+                );
             }
         }
         let expire = token.claims.expire;

@@ -132,7 +132,13 @@ impl Hub {
     pub fn deliver_relayed(self: &Arc<Self>, app_id: u32, message_id: u64, frame: Bytes) {
         let hub = Arc::downgrade(self);
         self.submit(app_id, frame, move |report| {
-            tracing::debug!(app_id, message_id, delivered = report.delivered(), dropped = report.dropped, "relayed broadcast fan-out done");
+            tracing::debug!(
+                app_id,
+                message_id,
+                delivered = report.delivered(),
+                dropped = report.dropped,
+                "relayed broadcast fan-out done"
+            );
             if let Some(hub) = hub.upgrade() {
                 hub.broadcasts_done.fetch_add(1, Ordering::Release);
             }

@@ -196,7 +196,6 @@ impl Hub {
         });
         ws::server_frame(Opcode::Text, &json)
     }
-
 }
 
 impl Hub {
@@ -213,4 +212,3 @@ impl Presence for Hub {
         Ok(user_ids.iter().filter(|u| self.is_online_here(app_id, u)).cloned().collect())
     }
 }
-

@@ -70,10 +70,19 @@ pub fn build_worker(
         presence,
         clock,
         apps,
-        config.push.node_id.clone(),
+        job_owner(config),
         Duration::from_millis(config.push.lease_ms),
         Duration::from_millis(config.push.poll_interval_ms),
     ))
+}
+
+/// Who claims jobs. Nodes of a cluster must differ, or each would take the others' claims for
+/// its own: unless `push.node_id` is set explicitly, a cluster node claims as `node-{node_id}`.
+fn job_owner(config: &Config) -> String {
+    match &config.cluster {
+        Some(c) if config.push.node_id == config::PushSettings::default().node_id => format!("node-{}", c.node_id),
+        _ => config.push.node_id.clone(),
+    }
 }
 
 /// The server's dispatch: the online fan-out as before, and a wake-up for the push worker
