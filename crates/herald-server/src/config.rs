@@ -123,6 +123,12 @@ pub struct GatewayConfig {
     /// Client frames per second a session may send (burst: twice that) before 4005.
     #[serde(default = "defaults::client_frames_per_second")]
     pub client_frames_per_second: u32,
+    /// Longest `device_id` a client may send at login (6000004 past it).
+    #[serde(default = "defaults::device_id_max_bytes")]
+    pub device_id_max_bytes: usize,
+    /// Longest push ID a client may report (6000004 past it).
+    #[serde(default = "defaults::push_id_max_bytes")]
+    pub push_id_max_bytes: usize,
     /// WebSocket sessions the server holds at once; upgrades past it answer HTTP 503.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
@@ -219,6 +225,12 @@ mod defaults {
     }
     pub fn client_frames_per_second() -> u32 {
         20
+    }
+    pub fn device_id_max_bytes() -> usize {
+        64
+    }
+    pub fn push_id_max_bytes() -> usize {
+        512
     }
     pub fn max_connections() -> usize {
         100_000
@@ -369,6 +381,8 @@ impl Config {
             ("gateway.write_stall_timeout_ms", g.write_stall_timeout_ms as usize),
             ("gateway.client_frames_per_second", g.client_frames_per_second as usize),
             ("gateway.max_connections", g.max_connections),
+            ("gateway.device_id_max_bytes", g.device_id_max_bytes),
+            ("gateway.push_id_max_bytes", g.push_id_max_bytes),
             ("api.max_body_bytes", self.api.max_body_bytes),
             ("api.signature_window_s", self.api.signature_window_s as usize),
         ] {

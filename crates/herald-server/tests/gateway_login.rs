@@ -292,3 +292,23 @@ async fn a_reconnect_from_the_same_device_replaces_its_old_session() {
     assert_eq!(server.running().hub.session_count(), 1);
     assert_eq!(new.ping().await["t"], "pong");
 }
+
+#[tokio::test]
+async fn device_and_push_id_caps_follow_the_configuration() {
+    let server = GwServer::start_with("device_id_max_bytes = 8\npush_id_max_bytes = 10\n").await;
+    let mut frame = login(APP_ID, "alice", &server.token("alice", HOUR_S));
+    frame["device_id"] = json!("d".repeat(9));
+    let closed = refused_login(&server, frame).await;
+    assert_eq!(closed.error_code(), E_FIELD_INVALID, "a 9-byte device_id over a cap of 8: {closed:?}");
+
+    let mut frame = login(APP_ID, "alice", &server.token("alice", HOUR_S));
+    frame["device_id"] = json!("d".repeat(8));
+    let (mut raw, ok) = Raw::connect(&server).await.with_login(frame).await;
+    assert_eq!(ok["t"], "login_ok", "{ok}");
+    let refused =
+        raw.request(|id| json!({"t": "set_push_id", "id": id, "push_id": "p".repeat(11), "provider": "fcm"})).await;
+    assert_eq!((refused["t"].as_str(), refused["code"].as_u64()), (Some("error"), Some(E_FIELD_INVALID)), "{refused}");
+    let accepted =
+        raw.request(|id| json!({"t": "set_push_id", "id": id, "push_id": "p".repeat(10), "provider": "fcm"})).await;
+    assert_eq!(accepted["t"], "ack", "a 10-byte push ID fits a cap of 10: {accepted}");
+}

@@ -16,12 +16,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::{sleep_until, timeout, Instant};
 
-/// Longest `device_id` a client may send.
-const DEVICE_ID_MAX_BYTES: usize = 64;
-/// Longest push ID a client may report.
-const PUSH_ID_MAX_BYTES: usize = 512;
-/// `user_name` cap at login, as ZIM's UserName.
-const USER_NAME_MAX_BYTES: usize = 256;
 /// The SDK is told this long before its token expires (ZIM: 30 s).
 const TOKEN_WARNING_S: i64 = 30;
 /// How long the closing handshake may take to write once the session is over.
@@ -315,13 +309,19 @@ impl Session {
                 )
             }
         };
-        if login.device_id.is_empty() || login.device_id.len() > DEVICE_ID_MAX_BYTES {
-            let msg = format!("device_id must be 1..={DEVICE_ID_MAX_BYTES} bytes, got {}", login.device_id.len());
+        let device_max = self.gw.cfg.device_id_max_bytes;
+        if login.device_id.is_empty() || login.device_id.len() > device_max {
+            let msg = format!(
+                "device_id must be 1..={device_max} bytes (gateway.device_id_max_bytes), got {}",
+                login.device_id.len()
+            );
             return self.fail(id, code::SDK_FIELD_INVALID, msg, failed);
         }
         let user_name = login.user_name.unwrap_or_default();
-        if user_name.len() > USER_NAME_MAX_BYTES {
-            let msg = format!("user_name is {} bytes; at most {USER_NAME_MAX_BYTES}", user_name.len());
+        let name_max = app.limits.user_name_max_bytes;
+        if user_name.len() > name_max {
+            let msg =
+                format!("user_name is {} bytes; at most {name_max} (apps.limits.user_name_max_bytes)", user_name.len());
             return self.fail(id, code::SDK_FIELD_INVALID, msg, failed);
         }
         // A first login registers the user, as in ZIM.
@@ -390,8 +390,13 @@ impl Session {
                 format!("unknown push provider {provider:?}; use fcm, apns or webhook"),
             );
         };
-        if push_id.is_empty() || push_id.len() > PUSH_ID_MAX_BYTES {
-            return self.error(id, code::SDK_FIELD_INVALID, format!("push_id must be 1..={PUSH_ID_MAX_BYTES} bytes"));
+        let max = self.gw.cfg.push_id_max_bytes;
+        if push_id.is_empty() || push_id.len() > max {
+            return self.error(
+                id,
+                code::SDK_FIELD_INVALID,
+                format!("push_id must be 1..={max} bytes (gateway.push_id_max_bytes)"),
+            );
         }
         let user = self.user.as_ref().expect("only called logged in");
         let binding = PushBinding {
