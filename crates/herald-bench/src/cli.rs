@@ -23,6 +23,8 @@ pub enum Command {
     Fanout(FanoutArgs),
     /// Only connect and log in N clients: time to log in and server memory per connection.
     Logins(CommonArgs),
+    /// Offline push: N users with push bindings, one PushType 2 broadcast, pushes to a local stand-in.
+    Push(crate::push::PushArgs),
     /// Internal: a client worker process driven over stdin/stdout by `fanout`/`logins`.
     #[command(hide = true)]
     Worker,
@@ -52,6 +54,28 @@ pub struct CommonArgs {
     /// Number of WebSocket clients.
     #[arg(long, default_value_t = 1000)]
     pub conns: usize,
+    /// Server processes. Herald: N > 1 starts N nodes in cluster mode (a fresh PostgreSQL
+    /// database, the NATS at --nats-url); nats: N nats-servers joined by routes. Clients are
+    /// spread round-robin over them; broadcasts go in through the first.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// NATS that Herald's cluster nodes relay through (must be on 127.0.0.0/8). Its CPU counts
+    /// as Herald's.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// PID of the NATS at --nats-url (default: the process listening on its port).
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    /// PostgreSQL database in which a Herald cluster run creates (and at the end drops) its own
+    /// database `herald_bench_<pid>_<random>`, through `psql`.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub pg_admin_url: String,
+    /// Most connections the Herald nodes together may hold to PostgreSQL (the run connects as a
+    /// role of its own with this CONNECTION LIMIT); 0 = no limit. Default: 16 per node (the
+    /// nodes' pool size) if that leaves 20 of the server's max_connections free for others,
+    /// else what does.
+    #[arg(long)]
+    pub pg_conn_limit: Option<u32>,
     /// Print only the one-line JSON result on stdout.
     #[arg(long)]
     pub json: bool,
@@ -76,8 +100,10 @@ pub struct CommonArgs {
     pub secret: String,
 
     /// Connection attempts (connect + upgrade + login) in flight at once, per worker process.
-    #[arg(long, default_value_t = 256)]
-    pub concurrency: usize,
+    /// Default 256; for a Herald cluster 8 per node in all (every login writes to PostgreSQL,
+    /// and more in flight only makes the nodes' connection pools grow to their limit).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// Attempts per client before it counts as failed.
     #[arg(long, default_value_t = 4)]
     pub connect_attempts: u32,

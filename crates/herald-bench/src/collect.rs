@@ -6,16 +6,21 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::client::node_of;
+
 /// In the `k` lists: this receipt had no kernel timestamp.
 pub const NO_STAMP: u32 = u32::MAX;
 /// Broadcast indexes above this are someone else's traffic, not ours.
 const MAX_INDEX: usize = 100_000;
 
-/// What a worker sends back: `u[b][i]` and `k[b][i]` are the same receipt's delays in µs.
+/// What a worker sends back: `u[b][i]` and `k[b][i]` are the same receipt's delays in µs, and
+/// `n[b][i]` the index of the server (node) the receiving client is connected to.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct WorkerResult {
     pub u: Vec<Vec<u32>>,
     pub k: Vec<Vec<u32>>,
+    #[serde(default)]
+    pub n: Vec<Vec<u16>>,
     pub received: u64,
     pub dup: u64,
     pub unexpected: u64,
@@ -27,6 +32,12 @@ pub struct WorkerResult {
 pub struct Collector {
     /// Broadcasts expected per client; 0 until the parent says `collect`.
     expect: usize,
+    /// Global index of client 0 and the number of servers: client `c` is on node
+    /// `node_of(first + c, nodes)`.
+    first: usize,
+    nodes: usize,
+    /// Logged-in clients per node.
+    pub node_ok: Vec<usize>,
     got: Vec<u32>,
     last: Vec<i64>,
     closed: Vec<bool>,
@@ -36,6 +47,7 @@ pub struct Collector {
     pub first_error: Option<String>,
     u: Vec<Vec<u32>>,
     k: Vec<Vec<u32>>,
+    n: Vec<Vec<u16>>,
     received: u64,
     dup: u64,
     no_kts: u64,
@@ -46,9 +58,13 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(clients: usize) -> Collector {
+    pub fn new(clients: usize, first: usize, nodes: usize) -> Collector {
+        let nodes = nodes.max(1);
         Collector {
             expect: 0,
+            first,
+            nodes,
+            node_ok: vec![0; nodes],
             got: vec![0; clients],
             last: vec![-1; clients],
             closed: vec![false; clients],
@@ -58,6 +74,7 @@ impl Collector {
             first_error: None,
             u: Vec::new(),
             k: Vec::new(),
+            n: Vec::new(),
             received: 0,
             dup: 0,
             no_kts: 0,
@@ -72,8 +89,14 @@ impl Collector {
         self.got.len()
     }
 
-    pub fn logged_in(&mut self) {
+    fn node(&self, client: usize) -> usize {
+        node_of(self.first + client, self.nodes)
+    }
+
+    pub fn logged_in(&mut self, client: usize) {
         self.ok += 1;
+        let node = self.node(client);
+        self.node_ok[node] += 1;
         self.check_ready();
     }
 
@@ -130,7 +153,10 @@ impl Collector {
         if self.u.len() <= b {
             self.u.resize_with(b + 1, Vec::new);
             self.k.resize_with(b + 1, Vec::new);
+            self.n.resize_with(b + 1, Vec::new);
         }
+        let node = self.node(client) as u16;
+        self.n[b].push(node);
         self.u[b].push(micros(tool_ns - send_ns));
         self.k[b].push(match kernel_ns {
             Some(k) => micros(k - send_ns).min(NO_STAMP - 1),
@@ -160,14 +186,18 @@ impl Collector {
     pub fn take_result(&mut self) -> WorkerResult {
         let mut u = std::mem::take(&mut self.u);
         let mut k = std::mem::take(&mut self.k);
+        let mut n = std::mem::take(&mut self.n);
         let unexpected: usize = u.iter().skip(self.expect).map(Vec::len).sum();
-        u.truncate(self.expect);
-        k.truncate(self.expect);
-        u.resize_with(self.expect, Vec::new);
-        k.resize_with(self.expect, Vec::new);
+        for v in [&mut u, &mut k] {
+            v.truncate(self.expect);
+            v.resize_with(self.expect, Vec::new);
+        }
+        n.truncate(self.expect);
+        n.resize_with(self.expect, Vec::new);
         WorkerResult {
             u,
             k,
+            n,
             received: self.received - unexpected as u64,
             dup: self.dup,
             unexpected: unexpected as u64,
@@ -188,9 +218,10 @@ mod tests {
 
     #[test]
     fn counts_and_dedups() {
-        let mut c = Collector::new(2);
-        c.logged_in();
-        c.logged_in();
+        let mut c = Collector::new(2, 3, 2);
+        c.logged_in(0);
+        c.logged_in(1);
+        assert_eq!(c.node_ok, vec![1, 1]);
         c.record(0, 0, 1_000, 3_000, Some(2_000)); // before collect: kept
         c.collect(2);
         c.record(0, 0, 1_000, 3_000, None); // duplicate
@@ -202,6 +233,8 @@ mod tests {
         assert_eq!(r.dup, 1);
         assert_eq!(r.u, vec![vec![2, 4], vec![2]]);
         assert_eq!(r.k, vec![vec![1, 3], vec![1]]);
+        // Clients 0 and 1 are global 3 and 4: nodes 1 and 0 of 2.
+        assert_eq!(r.n, vec![vec![1, 0], vec![1]]);
         assert_eq!(r.closed, 1);
     }
 }

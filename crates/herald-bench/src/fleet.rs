@@ -16,13 +16,14 @@ use crate::worker::{self, Cmd, Event, Spec};
 
 struct Proc {
     child: Child,
-    stdin: ChildStdin,
+    /// None once closed (at quit: EOF ends the worker's blocking stdin read).
+    stdin: Option<ChildStdin>,
 }
 
 #[derive(Default)]
 struct State {
     progress: Vec<(usize, usize)>,
-    ready: Vec<Option<(usize, usize, Option<String>)>>,
+    ready: Vec<Option<Ready>>,
     done: Vec<Option<(u64, u64)>>,
     results: Vec<Option<WorkerResult>>,
 }
@@ -34,11 +35,14 @@ pub struct Fleet {
     conns: usize,
 }
 
-/// Totals once every worker has tried all its clients.
+/// Totals once every worker has tried all its clients (also one worker's share).
+#[derive(Clone)]
 pub struct Ready {
     pub ok: usize,
     pub failed: usize,
     pub first_error: Option<String>,
+    /// Logged-in clients per server (node) index.
+    pub node_ok: Vec<usize>,
 }
 
 impl Fleet {
@@ -77,7 +81,7 @@ impl Fleet {
                 }
                 let _ = tx.send((w, None));
             });
-            procs.push(Proc { child, stdin });
+            procs.push(Proc { child, stdin: Some(stdin) });
         }
         let state = State {
             progress: vec![(0, 0); n],
@@ -110,9 +114,9 @@ impl Fleet {
                     match ev {
                         None => bail!("worker {w} exited while {what}"),
                         Some(Event::Progress { ok, failed }) => s.progress[w] = (ok, failed),
-                        Some(Event::Ready { ok, failed, first_error }) => {
+                        Some(Event::Ready { ok, failed, first_error, node_ok }) => {
                             s.progress[w] = (ok, failed);
-                            s.ready[w] = Some((ok, failed, first_error));
+                            s.ready[w] = Some(Ready { ok, failed, first_error, node_ok });
                         }
                         Some(Event::Done { received, expected }) => s.done[w] = Some((received, expected)),
                         Some(Event::Result(r)) => s.results[w] = Some(r),
@@ -137,10 +141,16 @@ impl Fleet {
     /// Wait until every client has logged in or given up.
     pub async fn wait_ready(&mut self, within: Duration) -> Result<Ready> {
         self.pump("connecting", Instant::now() + within, true, |s| s.ready.iter().all(Option::is_some)).await?;
-        let mut ready = Ready { ok: 0, failed: 0, first_error: None };
-        for (ok, failed, err) in self.state.ready.iter().flatten() {
+        let mut ready = Ready { ok: 0, failed: 0, first_error: None, node_ok: Vec::new() };
+        for Ready { ok, failed, first_error: err, node_ok } in self.state.ready.iter().flatten() {
             ready.ok += ok;
             ready.failed += failed;
+            if ready.node_ok.len() < node_ok.len() {
+                ready.node_ok.resize(node_ok.len(), 0);
+            }
+            for (total, n) in ready.node_ok.iter_mut().zip(node_ok) {
+                *total += n;
+            }
             if ready.first_error.is_none() {
                 ready.first_error.clone_from(err);
             }
@@ -151,9 +161,9 @@ impl Fleet {
     async fn send_all(&mut self, cmd: &Cmd) -> Result<()> {
         let mut line = serde_json::to_vec(cmd)?;
         line.push(b'\n');
-        for p in &mut self.procs {
-            p.stdin.write_all(&line).await?;
-            p.stdin.flush().await?;
+        for stdin in self.procs.iter_mut().filter_map(|p| p.stdin.as_mut()) {
+            stdin.write_all(&line).await?;
+            stdin.flush().await?;
         }
         Ok(())
     }
@@ -176,11 +186,16 @@ impl Fleet {
         Ok(self.state.results.iter_mut().filter_map(Option::take).collect())
     }
 
-    /// Ask the workers to exit (closing their connections); kill those that do not.
+    /// Ask the workers to exit (closing their connections) and close their stdin; kill those
+    /// still running after 10 s in all.
     pub async fn quit(mut self) {
         let _ = self.send_all(&Cmd::Quit).await;
         for p in &mut self.procs {
-            if tokio::time::timeout(Duration::from_secs(10), p.child.wait()).await.is_err() {
+            p.stdin = None;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for p in &mut self.procs {
+            if tokio::time::timeout_at(deadline, p.child.wait()).await.is_err() {
                 let _ = p.child.kill().await;
             }
         }

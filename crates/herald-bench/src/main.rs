@@ -6,6 +6,7 @@ mod collect;
 mod fleet;
 mod payload;
 mod procfs;
+mod push;
 mod run;
 mod stats;
 mod targets;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Command::Worker => worker::run(),
         Command::Fanout(args) => parent(&args.common.clone(), Some(args)),
         Command::Logins(args) => parent(&args, None),
+        Command::Push(args) => push::main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

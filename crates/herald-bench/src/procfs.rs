@@ -1,5 +1,8 @@
 //! A server's memory and CPU time, from /proc; and child processes that die with us.
 
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
 use anyhow::{anyhow, Context, Result};
 
 /// Resident set size in kB (`VmRSS` in /proc/PID/status).
@@ -26,6 +29,72 @@ pub fn cpu_ms(pid: u32) -> Result<f64> {
     };
     let ticks = tick(11)? + tick(12)?;
     Ok(ticks as f64 * 1000.0 / clock_ticks_per_second())
+}
+
+/// CPU time of several processes, in ms by PID.
+#[derive(Debug, Clone, Default)]
+pub struct CpuSnap(pub HashMap<u32, f64>);
+
+impl CpuSnap {
+    /// The processes that cannot be read (gone) are left out.
+    pub fn read(pids: impl IntoIterator<Item = u32>) -> CpuSnap {
+        CpuSnap(pids.into_iter().filter_map(|pid| cpu_ms(pid).ok().map(|ms| (pid, ms))).collect())
+    }
+
+    /// CPU used since `before` by the processes in this snapshot; one that was not in `before`
+    /// (started in between) counts from zero. One that ended in between is not counted.
+    pub fn since(&self, before: &CpuSnap) -> f64 {
+        self.0.iter().map(|(pid, ms)| (ms - before.0.get(pid).copied().unwrap_or(0.0)).max(0.0)).sum()
+    }
+}
+
+/// PID of the process listening on TCP `ip:port` (or on 0.0.0.0:port), from /proc/net/tcp and
+/// the processes' descriptors. None if there is none or it cannot be seen.
+pub fn listener_pid(ip: Ipv4Addr, port: u16) -> Option<u32> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let inode = table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (addr, state, inode) = (f.get(1)?, f.get(3)?, f.get(9)?);
+        let (hex_ip, hex_port) = addr.split_once(':')?;
+        // The address is the kernel's __be32 printed as a host-order number.
+        let local = Ipv4Addr::from(u32::from_str_radix(hex_ip, 16).ok()?.to_ne_bytes());
+        let lport = u16::from_str_radix(hex_port, 16).ok()?;
+        let listening = *state == "0A";
+        (listening && lport == port && (local == ip || local.is_unspecified())).then(|| inode.to_string())
+    })?;
+    let target = format!("socket:[{inode}]");
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = proc_entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str()) {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut f = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([f.next()??, f.next()??, f.next()??])
+}
+
+/// This process's soft limit on open descriptors (children inherit it).
+pub fn nofile_limit() -> u64 {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 {
+        rl.rlim_cur
+    } else {
+        1024
+    }
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -61,5 +130,20 @@ mod tests {
         let pid = std::process::id();
         assert!(rss_kb(pid).unwrap() > 0);
         assert!(cpu_ms(pid).unwrap() >= 0.0);
+        let before = CpuSnap::read([pid]);
+        let after = CpuSnap::read([pid, u32::MAX]);
+        assert!(after.since(&before) >= 0.0);
+        assert!(after.since(&CpuSnap::default()) >= after.since(&before));
+        assert!(loadavg().is_some());
+        assert!(nofile_limit() > 0);
+    }
+
+    #[test]
+    fn finds_a_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(listener_pid(Ipv4Addr::LOCALHOST, port), Some(std::process::id()));
+        drop(l);
+        assert_eq!(listener_pid(Ipv4Addr::LOCALHOST, port), None);
     }
 }

@@ -43,8 +43,9 @@ fn ms(us: Option<i64>) -> Option<f64> {
 }
 
 /// `corrections_us[b]`: how long after the time embedded in broadcast b's payload the request
-/// actually went out; subtracted so every delay runs from the send.
-pub fn delays(results: &[WorkerResult], corrections_us: &[i64]) -> Delays {
+/// actually went out; subtracted so every delay runs from the send. With `node`, only the
+/// receipts of clients connected to that server (node) index count.
+pub fn delays(results: &[WorkerResult], corrections_us: &[i64], node: Option<u16>) -> Delays {
     let broadcasts = results.iter().map(|r| r.u.len()).max().unwrap_or(0);
     let (mut all_u, mut all_k, mut lag) = (Vec::new(), Vec::new(), Vec::new());
     let (mut last_u, mut last_k) = (Vec::new(), Vec::new());
@@ -55,7 +56,13 @@ pub fn delays(results: &[WorkerResult], corrections_us: &[i64]) -> Delays {
             let (Some(us), Some(ks)) = (r.u.get(b), r.k.get(b)) else {
                 continue;
             };
-            for (&u, &k) in us.iter().zip(ks) {
+            let nodes = r.n.get(b);
+            for (i, (&u, &k)) in us.iter().zip(ks).enumerate() {
+                if let Some(want) = node {
+                    if nodes.and_then(|n| n.get(i)).copied().unwrap_or(0) != want {
+                        continue;
+                    }
+                }
                 let u = (i64::from(u) - c).max(0);
                 all_u.push(u);
                 bu = Some(bu.map_or(u, |m| m.max(u)));
@@ -90,6 +97,23 @@ pub fn delays(results: &[WorkerResult], corrections_us: &[i64]) -> Delays {
     }
 }
 
+/// Receipts per server (node) index, for `nodes` nodes.
+pub fn received_by_node(results: &[WorkerResult], nodes: usize) -> Vec<u64> {
+    let mut counts = vec![0u64; nodes.max(1)];
+    for r in results {
+        for (b, us) in r.u.iter().enumerate() {
+            let ns = r.n.get(b);
+            for i in 0..us.len() {
+                let node = ns.and_then(|n| n.get(i)).copied().unwrap_or(0) as usize;
+                if let Some(c) = counts.get_mut(node) {
+                    *c += 1;
+                }
+            }
+        }
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,7 +137,7 @@ mod tests {
         };
         let w2 =
             WorkerResult { u: vec![vec![2000], vec![9000]], k: vec![vec![1500], vec![8000]], ..Default::default() };
-        let d = delays(&[w1, w2], &[0, 1000]);
+        let d = delays(&[w1, w2], &[0, 1000], None);
         // broadcast 0: last 3 ms (kernel 2.5); broadcast 1: last 8 ms after the 1 ms correction.
         assert_eq!(d.last_max, Some(8.0));
         assert_eq!(d.last_median, Some(3.0));
@@ -121,5 +145,21 @@ mod tests {
         assert_eq!(d.klast_max, Some(7.0));
         assert_eq!(d.max, Some(8.0));
         assert_eq!(d.lag_p50, Some(0.5));
+    }
+
+    #[test]
+    fn per_node_filter() {
+        let w = WorkerResult {
+            u: vec![vec![1000, 5000, 2000]],
+            k: vec![vec![900, 4900, 1900]],
+            n: vec![vec![0, 1, 0]],
+            ..Default::default()
+        };
+        let both = delays(std::slice::from_ref(&w), &[0], None);
+        assert_eq!(both.klast_median, Some(4.9));
+        assert_eq!(delays(std::slice::from_ref(&w), &[0], Some(0)).klast_median, Some(1.9));
+        assert_eq!(delays(std::slice::from_ref(&w), &[0], Some(1)).klast_median, Some(4.9));
+        assert_eq!(delays(std::slice::from_ref(&w), &[0], Some(2)).klast_median, None);
+        assert_eq!(received_by_node(std::slice::from_ref(&w), 3), vec![2, 1, 0]);
     }
 }

@@ -37,7 +37,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Spec {
     pub worker: usize,
     pub target: Target,
-    pub server: SocketAddr,
+    /// The server processes; global client `i` connects to `servers[i % servers.len()]`.
+    pub servers: Vec<SocketAddr>,
     pub path: String,
     /// Global index of this worker's first client (names it `u<index>`, picks its source address).
     pub first: usize,
@@ -59,9 +60,22 @@ pub enum Cmd {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "ev", rename_all = "snake_case")]
 pub enum Event {
-    Progress { ok: usize, failed: usize },
-    Ready { ok: usize, failed: usize, first_error: Option<String> },
-    Done { received: u64, expected: u64 },
+    Progress {
+        ok: usize,
+        failed: usize,
+    },
+    Ready {
+        ok: usize,
+        failed: usize,
+        first_error: Option<String>,
+        /// Logged-in clients per server (node) index.
+        #[serde(default)]
+        node_ok: Vec<usize>,
+    },
+    Done {
+        received: u64,
+        expected: u64,
+    },
     Result(WorkerResult),
 }
 
@@ -77,14 +91,17 @@ fn emit(event: &Event) -> Result<()> {
 /// Entry point of `herald-bench worker`.
 pub fn run() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    LocalSet::new().block_on(&runtime, work())
+    let result = LocalSet::new().block_on(&runtime, work());
+    // Do not wait for the blocking thread that reads stdin: it may sit in read(2) forever.
+    runtime.shutdown_background();
+    result
 }
 
 async fn work() -> Result<()> {
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let line = stdin.next_line().await?.context("no spec on stdin")?;
     let spec: Rc<Spec> = Rc::new(serde_json::from_str(&line).context("bad spec")?);
-    let collector = Rc::new(RefCell::new(Collector::new(spec.count)));
+    let collector = Rc::new(RefCell::new(Collector::new(spec.count, spec.first, spec.servers.len())));
 
     // Commands arrive while clients run; EOF means the parent is gone.
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
@@ -124,7 +141,12 @@ async fn work() -> Result<()> {
     }
     {
         let c = collector.borrow();
-        emit(&Event::Ready { ok: c.ok, failed: c.failed, first_error: c.first_error.clone() })?;
+        emit(&Event::Ready {
+            ok: c.ok,
+            failed: c.failed,
+            first_error: c.first_error.clone(),
+            node_ok: c.node_ok.clone(),
+        })?;
     }
 
     loop {
@@ -168,7 +190,7 @@ async fn client_task(local: usize, spec: &Spec, collector: &Rc<RefCell<Collector
         collector.borrow_mut().login_failed(last_error);
         return;
     };
-    collector.borrow_mut().logged_in();
+    collector.borrow_mut().logged_in(local);
     let reason = session.run(local, collector).await;
     collector.borrow_mut().closed(local, reason);
 }
@@ -177,6 +199,12 @@ async fn client_task(local: usize, spec: &Spec, collector: &Rc<RefCell<Collector
 pub fn validate(spec: &Spec) -> Result<()> {
     if spec.per_source == 0 || spec.concurrency == 0 {
         bail!("per_source and concurrency must be positive");
+    }
+    if spec.servers.is_empty() || spec.servers.len() > usize::from(u16::MAX) {
+        bail!("need 1..=65535 servers, got {}", spec.servers.len());
+    }
+    if let Some(bad) = spec.servers.iter().find(|s| !s.ip().is_loopback()) {
+        bail!("server {bad} is not on loopback");
     }
     let last_source = client::source_addr(spec.first + spec.count.saturating_sub(1), spec.per_source);
     if last_source.octets()[0] != 127 {

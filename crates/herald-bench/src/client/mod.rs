@@ -43,11 +43,17 @@ pub fn source_addr(index: usize, per_source: usize) -> Ipv4Addr {
     Ipv4Addr::from(base + (index / per_source.max(1)) as u32)
 }
 
+/// Which of `nodes` servers global client `index` connects to: round-robin.
+pub fn node_of(index: usize, nodes: usize) -> usize {
+    index % nodes.max(1)
+}
+
 /// Connect and log in global client `index`.
 pub async fn establish(spec: &Spec, index: usize) -> Result<Session> {
     let src = source_addr(index, spec.per_source);
     let seed = now_ns() as u64 ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let ws = WsConn::connect(src, spec.server, &spec.path, seed).await?;
+    let server = *spec.servers.get(node_of(index, spec.servers.len())).context("no server in the spec")?;
+    let ws = WsConn::connect(src, server, &spec.path, seed).await?;
     match spec.target {
         Target::Herald => herald_login(ws, spec, index).await,
         Target::Nats => nats_subscribe(ws).await,

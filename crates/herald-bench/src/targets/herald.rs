@@ -1,18 +1,26 @@
 //! Herald: start `herald serve` (or attach), register the sender, broadcast through the signed
 //! `SendMessageToAllUsers` API.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use herald_proto::signature::api_signature;
 use serde_json::{json, Value};
+use tokio::time::timeout;
 
-use super::{free_port, Running, Sender, Sent, ServerProc, TmpDir};
+use super::{free_ports, pg, Node, Running, Sender, Sent, ServerProc, TmpDir};
 use crate::cli::CommonArgs;
-use crate::payload;
 use crate::tstamp::now_ns;
+use crate::{payload, procfs};
+
+/// Connections each node's PostgreSQL pool may open (herald-store's `MAX_CONNECTIONS`).
+const STORE_POOL: usize = 16;
+/// Connections of the PostgreSQL server left free for others by default (`--pg-conn-limit`).
+const PG_HEADROOM: i64 = 20;
+/// Largest Herald node id (`[cluster] node_id` is 1..=1023).
+const MAX_NODE_ID: usize = 1023;
 
 /// The user broadcasts are sent as.
 pub const SENDER: &str = "bench-sender";
@@ -34,7 +42,20 @@ fn herald_bin(args: &CommonArgs) -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn config(port: u16, tmp: &TmpDir, args: &CommonArgs) -> String {
+/// `[cluster]` of one node.
+struct ClusterPart<'a> {
+    node_id: usize,
+    nats_url: &'a str,
+    subject_prefix: &'a str,
+}
+
+fn config(port: u16, data_dir: &Path, store_url: &str, cluster: Option<&ClusterPart>, args: &CommonArgs) -> String {
+    let cluster = cluster.map_or_else(String::new, |c| {
+        format!(
+            "\n[cluster]\nnode_id = {}\nnats_url = \"{}\"\nsubject_prefix = \"{}\"\n",
+            c.node_id, c.nats_url, c.subject_prefix
+        )
+    });
     format!(
         r#"listen = "127.0.0.1:{port}"
 data_dir = "{dir}"
@@ -42,8 +63,8 @@ data_dir = "{dir}"
 log = "warn"
 
 [store]
-url = "sqlite://{db}"
-
+url = "{store_url}"
+{cluster}
 [[apps]]
 app_id = {app_id}
 server_secret = "{secret}"
@@ -53,11 +74,29 @@ broadcast_per_second = 1000
 broadcast_per_day = 1000000
 message_max_bytes = 32768
 "#,
-        dir = tmp.path.display(),
-        db = tmp.path.join("herald.db").display(),
+        dir = data_dir.display(),
         app_id = args.app_id,
         secret = args.secret,
     )
+}
+
+/// The address of `nats://[user[:pass]@]host[:port]`, which must be on 127.0.0.0/8.
+pub fn broker_addr(url: &str) -> Result<SocketAddrV4> {
+    let rest = url.strip_prefix("nats://").with_context(|| format!("--nats-url must start with nats://, got {url}"))?;
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h).trim_end_matches('/');
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().with_context(|| format!("bad port in {url}"))?),
+        None => (host_port, 4222),
+    };
+    let ip = if host == "localhost" {
+        Ipv4Addr::LOCALHOST
+    } else {
+        host.parse::<Ipv4Addr>().with_context(|| format!("--nats-url host must be an IPv4 address, got {host}"))?
+    };
+    if !ip.is_loopback() {
+        bail!("--nats-url must be on 127.0.0.0/8, got {ip}");
+    }
+    Ok(SocketAddrV4::new(ip, port))
 }
 
 pub async fn start(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
@@ -69,9 +108,10 @@ pub async fn start(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
         Some(addr) => (None, addr),
         None => {
             let bin = herald_bin(args)?;
-            let port = free_port()?;
+            let port = free_ports(1)?[0];
             let conf = tmp.path.join("herald.toml");
-            std::fs::write(&conf, config(port, &tmp, args))?;
+            let store = format!("sqlite://{}", tmp.path.join("herald.db").display());
+            std::fs::write(&conf, config(port, &tmp.path, &store, None, args))?;
             let conf = conf.to_string_lossy().into_owned();
             let mut server = ServerProc::spawn(&bin, &["serve", "--config", &conf], tmp.path.join("herald.log"))?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -82,7 +122,86 @@ pub async fn start(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
     let pid = server.as_ref().and_then(ServerProc::pid).or(args.server_pid);
     let mut api = Api::new(addr, args.app_id, args.secret.clone())?;
     api.register_sender().await.context("registering the sender")?;
-    Ok(Running { server, pid, ws_addr: addr, ws_path: "/ws", sender: Sender::Herald(api), _tmp: tmp })
+    Ok(Running {
+        nodes: vec![Node { server, pid, ws_addr: addr }],
+        ws_path: "/ws",
+        sender: Sender::Herald(api),
+        broker_pid: None,
+        db: None,
+        _tmp: tmp,
+    })
+}
+
+/// `args.nodes` Herald nodes in cluster mode: a fresh PostgreSQL database, the NATS at
+/// `--nats-url` with a subject prefix of their own, one port and node id each.
+pub async fn start_cluster(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
+    if args.attach.is_some() {
+        bail!("--attach works with --nodes 1 only");
+    }
+    if args.nodes > MAX_NODE_ID {
+        bail!("at most {MAX_NODE_ID} Herald nodes (node ids are 1..={MAX_NODE_ID})");
+    }
+    let bin = herald_bin(args)?;
+    let broker = broker_addr(&args.nats_url)?;
+    timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(broker))
+        .await
+        .map_err(|_| anyhow!("NATS at {broker} did not answer within 5 s"))?
+        .with_context(|| format!("NATS at {broker} (--nats-url) is not reachable"))?;
+    let broker_pid = args.broker_pid.or_else(|| procfs::listener_pid(*broker.ip(), broker.port()));
+    match broker_pid {
+        Some(pid) => eprintln!("herald-bench: NATS at {broker} is PID {pid}; its CPU counts as Herald's"),
+        None => eprintln!("herald-bench: warning: no PID for NATS at {broker}; its CPU is not counted (--broker-pid)"),
+    }
+    let want = (STORE_POOL * args.nodes) as u32;
+    let conn_limit = match args.pg_conn_limit {
+        Some(0) => None,
+        Some(limit) => Some(limit),
+        None => {
+            let free =
+                pg::free_connections(&args.pg_admin_url).await.context("asking PostgreSQL for free connections")?;
+            let room = free - PG_HEADROOM;
+            (room < i64::from(want)).then(|| room.max(2 * args.nodes as i64) as u32)
+        }
+    };
+    let db = pg::Database::create(&args.pg_admin_url, conn_limit).await?;
+    eprintln!(
+        "herald-bench: database and role {} (connection limit {}, the nodes' pools may want {want}); subject prefix {0}",
+        db.name,
+        conn_limit.map_or("none".into(), |l| l.to_string()),
+    );
+    let ports = free_ports(args.nodes)?;
+    let mut nodes: Vec<Node> = Vec::with_capacity(args.nodes);
+    for (i, &port) in ports.iter().enumerate() {
+        let node_id = i + 1;
+        let dir = tmp.path.join(format!("node{node_id}"));
+        std::fs::create_dir_all(&dir)?;
+        let part = ClusterPart { node_id, nats_url: &args.nats_url, subject_prefix: &db.name };
+        let conf = dir.join("herald.toml");
+        std::fs::write(&conf, config(port, &dir, &db.url, Some(&part), args))?;
+        let conf = conf.to_string_lossy().into_owned();
+        let server = ServerProc::spawn(&bin, &["serve", "--config", &conf], dir.join("herald.log"))?;
+        let pid = server.pid();
+        let ws_addr = SocketAddr::from(([127, 0, 0, 1], port));
+        nodes.push(Node { server: Some(server), pid, ws_addr });
+        if i == 0 {
+            // Node 1 runs the migrations alone; the others find the schema in place.
+            wait_node(&mut nodes[0]).await?;
+        }
+    }
+    for node in nodes.iter_mut().skip(1) {
+        wait_node(node).await?;
+    }
+    let mut api = Api::new(nodes[0].ws_addr, args.app_id, args.secret.clone())?;
+    api.register_sender().await.context("registering the sender")?;
+    Ok(Running { nodes, ws_path: "/ws", sender: Sender::Herald(api), broker_pid, db: Some(db), _tmp: tmp })
+}
+
+async fn wait_node(node: &mut Node) -> Result<()> {
+    let addr = node.ws_addr;
+    match node.server.as_mut() {
+        Some(server) => server.wait_listening(addr, Duration::from_secs(60)).await,
+        None => Ok(()),
+    }
 }
 
 /// A client of Herald's signed server API.
@@ -163,5 +282,32 @@ impl Api {
             _ => Some(format!("{answer}")),
         };
         Ok(Sent { embedded_ns, send_ns, error })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn broker_address() {
+        assert_eq!(broker_addr("nats://127.0.0.1:4222").unwrap(), "127.0.0.1:4222".parse().unwrap());
+        assert_eq!(broker_addr("nats://u:p@localhost").unwrap(), "127.0.0.1:4222".parse().unwrap());
+        assert!(broker_addr("nats://10.0.0.1:4222").is_err());
+        assert!(broker_addr("127.0.0.1:4222").is_err());
+    }
+
+    #[test]
+    fn cluster_config() {
+        let cli = crate::cli::Cli::parse_from(["herald-bench", "fanout"]);
+        let crate::cli::Command::Fanout(f) = cli.command else { unreachable!() };
+        let part = ClusterPart { node_id: 3, nats_url: "nats://127.0.0.1:4222", subject_prefix: "hb_1" };
+        let c = config(4000, Path::new("/tmp/x"), "postgres://h/db", Some(&part), &f.common);
+        assert!(c.contains("[store]\nurl = \"postgres://h/db\"\n"));
+        assert!(c.contains("[cluster]\nnode_id = 3\nnats_url = \"nats://127.0.0.1:4222\"\nsubject_prefix = \"hb_1\"\n"));
+        assert!(c.find("[cluster]") < c.find("[[apps]]"));
+        let single = config(4000, Path::new("/tmp/x"), "sqlite:///tmp/x/h.db", None, &f.common);
+        assert!(!single.contains("[cluster]"));
     }
 }

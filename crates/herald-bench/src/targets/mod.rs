@@ -2,6 +2,7 @@
 
 pub mod herald;
 pub mod nats;
+pub mod pg;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use tokio::process::{Child, Command};
 use tokio::time::{sleep, Instant};
 
 use crate::cli::{CommonArgs, Target};
-use crate::procfs;
+use crate::procfs::{self, CpuSnap};
 
 /// A started server, killed when dropped (and, through PR_SET_PDEATHSIG, if we die).
 pub struct ServerProc {
@@ -88,15 +89,23 @@ impl Drop for TmpDir {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (never NATS's 4222, where a system server may run).
-pub fn free_port() -> Result<u16> {
-    for _ in 0..20 {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if port != 4222 {
-            return Ok(port);
+/// `n` distinct free TCP ports on 127.0.0.1 (never NATS's 4222, where a system server may run).
+/// All are held open until all are found, so the kernel cannot hand out one twice.
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n + 20 {
+        if held.len() == n {
+            break;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        if listener.local_addr()?.port() != 4222 {
+            held.push(listener);
         }
     }
-    bail!("no free port")
+    if held.len() < n {
+        bail!("not enough free ports");
+    }
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 /// One broadcast as sent: the time written into its payload and the time the request was
@@ -122,21 +131,98 @@ impl Sender {
     }
 }
 
-/// A server ready for clients.
-pub struct Running {
+/// One server process (a Herald node or a nats-server).
+pub struct Node {
     /// None when attached to a server we did not start.
     pub server: Option<ServerProc>,
     pub pid: Option<u32>,
     pub ws_addr: SocketAddr,
+}
+
+/// The servers, ready for clients. Fields drop in order: the servers are killed before their
+/// database is dropped and before their directory is removed.
+pub struct Running {
+    pub nodes: Vec<Node>,
     pub ws_path: &'static str,
     pub sender: Sender,
-    /// Dropped last: the server may still write to its log and database.
+    /// Herald cluster: the NATS the nodes relay through; its CPU counts as Herald's.
+    pub broker_pid: Option<u32>,
+    /// Herald cluster: the run's database; its backends' CPU counts as Herald's.
+    pub db: Option<pg::Database>,
     pub _tmp: TmpDir,
+}
+
+/// CPU times read at one moment (ms).
+pub struct CpuReading {
+    nodes: Vec<Option<f64>>,
+    broker: Option<f64>,
+    store: Option<CpuSnap>,
+}
+
+/// CPU used between two readings (ms); `None` where it could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct CpuUse {
+    pub nodes: Vec<Option<f64>>,
+    pub broker: Option<f64>,
+    pub store: Option<f64>,
+    /// Database backends seen at the second reading.
+    pub store_backends: Option<usize>,
+}
+
+impl CpuUse {
+    /// Nodes + broker + store; None if any node could not be read.
+    pub fn total(&self) -> Option<f64> {
+        let nodes: Option<f64> = self.nodes.iter().copied().sum();
+        Some(nodes? + self.broker.unwrap_or(0.0) + self.store.unwrap_or(0.0))
+    }
+
+    pub fn nodes_total(&self) -> Option<f64> {
+        self.nodes.iter().copied().sum()
+    }
+}
+
+impl Running {
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        self.nodes.iter().map(|n| n.pid).collect()
+    }
+
+    /// Read the CPU time of the nodes, the broker and the database backends.
+    pub fn read_cpu(&self) -> CpuReading {
+        let nodes = self.nodes.iter().map(|n| n.pid.and_then(|p| procfs::cpu_ms(p).ok())).collect();
+        let broker = self.broker_pid.and_then(|p| procfs::cpu_ms(p).ok());
+        let store = self.db.as_ref().map(|db| CpuSnap::read(db.backend_pids()));
+        CpuReading { nodes, broker, store }
+    }
+
+    /// Kill every server this run started, and reap it.
+    pub async fn stop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(server) = node.server.as_mut() {
+                let _ = server.child.kill().await;
+            }
+        }
+    }
+}
+
+impl CpuReading {
+    pub fn since(&self, before: &CpuReading) -> CpuUse {
+        let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+        CpuUse {
+            nodes: self.nodes.iter().zip(&before.nodes).map(|(a, b)| diff(*a, *b)).collect(),
+            broker: diff(self.broker, before.broker),
+            store: match (&self.store, &before.store) {
+                (Some(a), Some(b)) => Some(a.since(b)),
+                _ => None,
+            },
+            store_backends: self.store.as_ref().map(|s| s.0.len()),
+        }
+    }
 }
 
 pub async fn start(args: &CommonArgs) -> Result<Running> {
     let tmp = TmpDir::new(args.keep_tmp)?;
     match args.target {
+        Target::Herald if args.nodes > 1 => herald::start_cluster(args, tmp).await,
         Target::Herald => herald::start(args, tmp).await,
         Target::Nats => nats::start(args, tmp).await,
     }
