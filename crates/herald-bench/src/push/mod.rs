@@ -40,11 +40,12 @@ pub struct PushArgs {
     /// The provider the server pushes through (to a local stand-in).
     #[arg(long, value_enum, default_value = "webhook")]
     pub provider: Provider,
-    /// `[apps.push] page_size`: bindings read, pushed and checkpointed at a time.
-    #[arg(long, default_value_t = 1000)]
+    /// `[apps.push] page_size`: bindings read, pushed and checkpointed at a time (the server's
+    /// default).
+    #[arg(long, default_value_t = 500)]
     pub page_size: u32,
-    /// `[apps.push.<provider>] concurrency`: requests in flight at once.
-    #[arg(long, default_value_t = 64)]
+    /// `[apps.push.<provider>] concurrency`: requests in flight at once (the server's default).
+    #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
     /// The stand-in checks one call in this many in full (signature, fields), and the first.
     #[arg(long, default_value_t = 1000)]
@@ -119,6 +120,13 @@ pub struct Report {
     pub standin_cpu_us_per_push: Option<f64>,
     /// This whole process's CPU in that window (stand-in + polling).
     pub bench_cpu_ms: f64,
+    /// Busy time of all CPUs in that window (/proc/stat), and what is left of it after the
+    /// server and this process: other processes, plus interrupt and softirq time that the kernel
+    /// does not charge to a process (part of the loopback traffic). Near 0 on an idle machine.
+    pub machine_cpu_ms: f64,
+    pub other_cpu_ms: f64,
+    /// CPUs online.
+    pub cpus: usize,
     /// Time to write the bindings into the store.
     pub seed_s: f64,
     /// Load averages (1, 5, 15 min) when the tool started, just before the broadcast, at the end.
@@ -209,6 +217,7 @@ async fn run(args: &PushArgs) -> Result<Report> {
     let server_cpu0 = procfs::cpu_ms(pid)?;
     let standin_cpu0 = stand_in.stats.cpu_ms();
     let bench_cpu0 = procfs::cpu_ms(std::process::id())?;
+    let machine0 = machine_busy_ms()?;
 
     let body = json!({
         "FromUserId": SENDER,
@@ -254,6 +263,7 @@ async fn run(args: &PushArgs) -> Result<Report> {
         _ => None,
     };
     let bench_cpu_ms = procfs::cpu_ms(std::process::id())? - bench_cpu0;
+    let machine_cpu_ms = machine_busy_ms()? - machine0;
     let rss_after = status_kb(pid, "VmRSS:")?;
     let hwm = status_kb(pid, "VmHWM:")?;
     let _ = server.child.kill().await;
@@ -301,6 +311,9 @@ async fn run(args: &PushArgs) -> Result<Report> {
         standin_cpu_ms,
         standin_cpu_us_per_push: standin_cpu_ms.map(per_push),
         bench_cpu_ms,
+        machine_cpu_ms,
+        other_cpu_ms: machine_cpu_ms - server_cpu_ms - bench_cpu_ms,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         seed_s,
         load_start,
         load_broadcast,
@@ -414,6 +427,20 @@ fn status_kb(pid: u32, key: &str) -> Result<u64> {
         .ok_or_else(|| anyhow!("no {key} in /proc/{pid}/status"))
 }
 
+/// Busy time of all CPUs since boot (the `cpu` line of /proc/stat without idle and iowait), ms.
+fn machine_busy_ms() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().and_then(|l| l.strip_prefix("cpu ")).ok_or_else(|| anyhow!("odd /proc/stat"))?;
+    let ticks: Vec<u64> = line.split_whitespace().take(8).filter_map(|f| f.parse().ok()).collect();
+    if ticks.len() < 8 {
+        bail!("odd /proc/stat cpu line: {line}");
+    }
+    let busy = ticks.iter().sum::<u64>() - ticks[3] - ticks[4];
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Ok(busy as f64 * 1000.0 / if hz > 0 { hz as f64 } else { 100.0 })
+}
+
 /// A client of Herald's signed server API.
 struct Api {
     http: reqwest::Client,
@@ -455,8 +482,8 @@ pub fn summary(r: &Report) -> String {
          \x20 time:     API answer {:.1} ms, first push {:.1} ms, last push {:.3} s\n\
          \x20 rate:     {:.0} pushes/s (steady {:.0}/s)\n\
          \x20 server:   RSS {} kB before, {} kB after; peak (VmHWM) {} kB before, {} kB at the end\n\
-         \x20 CPU:      server {:.0} ms ({:.1} us/push), stand-in {} ms ({} us/push)\n\
-         \x20 load:     {:?} at start, {:?} at the broadcast, {:?} at the end\n",
+         \x20 CPU:      server {:.0} ms ({:.1} us/push), stand-in {} ms ({} us/push); all {} CPUs {:.0} ms, other {:.0} ms\n\
+         \x20 load:     {} at start, {} at the broadcast, {} at the end\n",
         r.provider.name(),
         r.users,
         r.page_size,
@@ -487,10 +514,17 @@ pub fn summary(r: &Report) -> String {
         r.server_cpu_us_per_push,
         opt(r.standin_cpu_ms),
         opt(r.standin_cpu_us_per_push),
-        r.load_start,
-        r.load_broadcast,
-        r.load_end,
+        r.cpus,
+        r.machine_cpu_ms,
+        r.other_cpu_ms,
+        load(r.load_start),
+        load(r.load_broadcast),
+        load(r.load_end),
     )
+}
+
+fn load(l: Option<[f64; 3]>) -> String {
+    l.map_or("-".into(), |[a, b, c]| format!("{a:.2} {b:.2} {c:.2}"))
 }
 
 #[cfg(test)]
@@ -507,5 +541,6 @@ mod tests {
         assert!(c.contains("[apps.push]\npage_size = 250\n"));
         assert!(c.find("[apps.push]") < c.find("[apps.push.webhook]"));
         assert!(status_kb(std::process::id(), "VmHWM:").unwrap() > 0);
+        assert!(machine_busy_ms().unwrap() > 0.0);
     }
 }

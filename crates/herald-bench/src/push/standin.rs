@@ -417,4 +417,26 @@ mod tests {
         assert_eq!(Provider::Apns.push_id(255).len(), 64);
         assert!(Provider::Apns.push_id(255).ends_with("ff"));
     }
+
+    #[test]
+    fn webhook_check_verifies_the_signature_and_fields() {
+        let state = State {
+            stats: Arc::new(Stats::new(1)),
+            check_every: 1,
+            check: Check::Webhook { secret: "s3cret".into(), app_id: 7 },
+        };
+        let ts = now_ns() / 1_000_000_000;
+        let body = |signature: &str| {
+            serde_json::json!({"appid": "7", "event": "offline_push", "nonce": "n1", "timestamp": ts,
+                "signature": signature, "user_id": "u3", "device_id": "d", "push_id": "p3",
+                "message_id": "42", "from_user_id": super::super::SENDER, "message_type": 1,
+                "title": "", "content": "hi", "payload": ""})
+            .to_string()
+        };
+        let good = herald_proto::signature::callback_signature("s3cret", ts, "n1");
+        assert_eq!(state.check_webhook(body(&good).as_bytes()), Ok(()));
+        assert!(state.check_webhook(body("0000").as_bytes()).unwrap_err().contains("signature"));
+        let wrong_user = body(&good).replace("\"u3\"", "\"u4\"");
+        assert!(state.check_webhook(wrong_user.as_bytes()).is_err());
+    }
 }
