@@ -76,21 +76,81 @@ pub(super) fn start_workers(hub: &Arc<Hub>, count: usize) -> Vec<WorkerQueue> {
         .collect()
 }
 
+/// Most broadcasts one pass over the shards may carry: enough to absorb a burst, few enough that
+/// the first of them is not held back long by the others.
+const MAX_BATCH: usize = 16;
+
+/// Broadcasts of one app within a batch, their frames back to back in acceptance order.
+struct Group {
+    app_id: u32,
+    bytes: Bytes,
+    /// Indexes of the batch's jobs this group carries.
+    jobs: Vec<usize>,
+}
+
+/// Groups a batch by app. Frames of one app are concatenated (one allocation per batch, none per
+/// session), so a session gets every broadcast queued since the last pass in one write.
+fn group_by_app(batch: &[Arc<Job>]) -> Vec<Group> {
+    let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+    for (i, job) in batch.iter().enumerate() {
+        match groups.iter_mut().find(|(app, _)| *app == job.app_id) {
+            Some((_, jobs)) => jobs.push(i),
+            None => groups.push((job.app_id, vec![i])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(app_id, jobs)| {
+            let bytes = if let [only] = jobs[..] {
+                batch[only].frame.clone()
+            } else {
+                let mut all = bytes::BytesMut::with_capacity(jobs.iter().map(|&i| batch[i].frame.len()).sum());
+                for &i in &jobs {
+                    all.extend_from_slice(&batch[i].frame);
+                }
+                all.freeze()
+            };
+            Group { app_id, bytes, jobs }
+        })
+        .collect()
+}
+
+/// One worker: takes what is queued (up to `MAX_BATCH` broadcasts) and walks its shards once.
+/// When broadcasts arrive faster than a pass takes, they share the next pass, so each socket gets
+/// one write for all of them instead of one each: the cost per delivery falls under load rather
+/// than the queue growing.
 async fn worker(hub: Weak<Hub>, index: usize, count: usize, mut jobs: mpsc::UnboundedReceiver<Arc<Job>>) {
-    while let Some(job) = jobs.recv().await {
-        let mut report = FanoutReport::default();
+    let mut batch: Vec<Arc<Job>> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let groups = group_by_app(&batch);
+        let mut reports = vec![FanoutReport::default(); batch.len()];
         for shard in (index..SHARDS).step_by(count) {
             let Some(hub) = hub.upgrade() else { return };
-            report.add(hub.write_shard(shard, job.app_id, &job.frame));
+            for group in &groups {
+                let r = hub.write_shard(shard, group.app_id, &group.bytes);
+                for &i in &group.jobs {
+                    reports[i].add(r);
+                }
+            }
             drop(hub);
             tokio::task::yield_now().await;
         }
-        job.finish_part(report);
+        for (job, report) in batch.drain(..).zip(reports) {
+            job.finish_part(report);
+        }
     }
 }
 
 impl Hub {
-    /// Writes `frame` to every session of `app_id` in one shard.
+    /// Writes `frame` (one or several back-to-back WebSocket frames) to every session of
+    /// `app_id` in one shard.
     fn write_shard(&self, shard: usize, app_id: u32, frame: &Bytes) -> FanoutReport {
         let mut r = FanoutReport::default();
         let shard = lock(&self.sessions[shard]);
@@ -181,5 +241,31 @@ impl Dispatch for Arc<Hub> {
             relay.relay(app_id, message_id, &frame);
         }
         self.submit(app_id, frame, record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(app_id: u32, frame: &'static [u8]) -> Arc<Job> {
+        Arc::new(Job {
+            app_id,
+            frame: Bytes::from_static(frame),
+            remaining: AtomicUsize::new(1),
+            report: Mutex::new(FanoutReport::default()),
+            done: Mutex::new(None),
+        })
+    }
+
+    #[test]
+    fn a_batch_groups_by_app_keeping_acceptance_order() {
+        let batch = vec![job(1, b"a1"), job(2, b"b1"), job(1, b"a2"), job(1, b"a3")];
+        let groups = group_by_app(&batch);
+        assert_eq!(groups.len(), 2);
+        assert_eq!((groups[0].app_id, &groups[0].bytes[..], &groups[0].jobs[..]), (1, &b"a1a2a3"[..], &[0, 2, 3][..]));
+        assert_eq!((groups[1].app_id, &groups[1].bytes[..], &groups[1].jobs[..]), (2, &b"b1"[..], &[1][..]));
+        // A lone frame is shared, not copied.
+        assert_eq!(groups[1].bytes.as_ptr(), batch[1].frame.as_ptr());
     }
 }
