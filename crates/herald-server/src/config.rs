@@ -72,12 +72,17 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite://PATH` or `sqlite::memory:`; empty means `sqlite://{data_dir}/herald.db`.
+    /// `sqlite://PATH`, `sqlite::memory:` or `postgres://...`; empty means
+    /// `sqlite://{data_dir}/herald.db`.
     #[serde(default)]
     pub url: String,
+    /// PostgreSQL connections this node may hold. Nodes of a cluster each hold their own pool,
+    /// so together they must stay under the server's `max_connections` (100 by default).
+    #[serde(default = "defaults::store_max_connections")]
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +198,9 @@ mod defaults {
     pub fn log() -> String {
         "info".into()
     }
+    pub fn store_max_connections() -> u32 {
+        herald_store::postgres::MAX_CONNECTIONS
+    }
     pub fn max_body_bytes() -> usize {
         256 * 1024
     }
@@ -267,6 +275,11 @@ mod defaults {
     }
 }
 
+impl Default for StoreConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
 impl Default for ApiConfig {
     fn default() -> Self {
         toml::from_str("").expect("defaults parse")
@@ -384,6 +397,7 @@ impl Config {
             ("gateway.device_id_max_bytes", g.device_id_max_bytes),
             ("gateway.push_id_max_bytes", g.push_id_max_bytes),
             ("api.max_body_bytes", self.api.max_body_bytes),
+            ("store.max_connections", self.store.max_connections as usize),
             ("api.signature_window_s", self.api.signature_window_s as usize),
         ] {
             if v == 0 {
@@ -508,6 +522,7 @@ mod tests {
         assert_eq!(c.gateway.heartbeat_interval_ms, 30_000);
         assert_eq!(c.gateway.heartbeat_timeout_ms, 90_000);
         assert_eq!(c.api.signature_window_s, 600);
+        assert_eq!(c.store.max_connections, 16);
         assert!(c.store_url().ends_with("herald-data/herald.db"));
     }
 
@@ -539,6 +554,7 @@ mod tests {
             ),
             ("[gateway]\nheartbeat_timeout_ms = 1000\n".to_string(), "gateway.heartbeat_timeout_ms"),
             ("listen = \"nowhere\"".to_string(), "listen"),
+            ("[store]\nmax_connections = 0\n".to_string(), "store.max_connections"),
         ] {
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(key), "{text:?}: {err}");

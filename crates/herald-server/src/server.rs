@@ -72,7 +72,8 @@ pub async fn start(
         let app = devapp::load_or_create(&config.data_dir).map_err(StartError::DevApp)?;
         config.apps.push(app);
     }
-    let store = herald_store::open(&config.store_url()).await?;
+    let store_options = herald_store::OpenOptions { max_connections: config.store.max_connections };
+    let store = herald_store::open_with(&config.store_url(), &store_options).await?;
     let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;

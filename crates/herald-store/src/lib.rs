@@ -309,10 +309,28 @@ pub trait Store: Send + Sync + 'static {
 /// missing), `sqlite::memory:`, or `postgres://...` / `postgresql://...` (an existing
 /// database, shared by every node of a cluster). Migrations run before this returns.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    open_with(url, &OpenOptions::default()).await
+}
+
+/// How a store is opened beyond its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// PostgreSQL: the pool's connection cap on this node. SQLite keeps its one writer.
+    pub max_connections: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { max_connections: postgres::MAX_CONNECTIONS }
+    }
+}
+
+/// [`open`] with options.
+pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::open(url).await?))
+        Ok(Arc::new(PostgresStore::open_with(url, options.max_connections).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }

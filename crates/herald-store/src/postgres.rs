@@ -36,7 +36,7 @@ const DAY_WINDOW_MS: i64 = 86_400_000;
 /// Connections per node. Every store step is a few short statements, so a handful of
 /// connections carries a node; several nodes share the server's `max_connections` (100 by
 /// default).
-const MAX_CONNECTIONS: u32 = 16;
+pub const MAX_CONNECTIONS: u32 = 16;
 
 /// How long a step waits for a free connection (or for the server to answer a connect)
 /// before it fails with a database error.
@@ -84,9 +84,16 @@ impl PostgresStore {
     /// and runs the migrations. The database must exist. Nodes starting together are fine:
     /// sqlx serializes migrations with an advisory lock.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, MAX_CONNECTIONS).await
+    }
+
+    /// [`PostgresStore::open`] with a pool of at most `max_connections` (at least 1). Every node
+    /// of a cluster holds its own pool, so together they must stay under the server's
+    /// `max_connections`.
+    pub async fn open_with(url: &str, max_connections: u32) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;

@@ -21,6 +21,15 @@ async fn suite_on_postgres() {
     suite::run_all(open(&url).await.unwrap()).await;
 }
 
+/// A node configured with a single connection (`store.max_connections = 1`) still passes
+/// everything: no step needs a second connection while it holds one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_on_a_one_connection_pool() {
+    let (url, _db) = test_database().await;
+    let store = herald_store::open_with(&url, &herald_store::OpenOptions { max_connections: 1 }).await.expect("open");
+    herald_store::suite::run_all(store).await;
+}
+
 #[tokio::test]
 async fn postgresql_scheme_opens_too() {
     let (url, _db) = test_database().await;
