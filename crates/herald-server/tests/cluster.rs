@@ -170,6 +170,23 @@ async fn a_broadcast_through_one_node_reaches_clients_on_every_node_once() {
             );
         }
     }
+    // The report adds up every node's share: one session on each of the three nodes.
+    let v = broadcast(c.nodes[0].addr(), "counted").await;
+    let query = serde_json::json!({"MessageId": v["RequestId"]}).to_string();
+    for (_, events) in clients.iter_mut() {
+        assert_eq!(next_text(events).await, "counted");
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let r = call(c.nodes[1].addr(), "QueryBroadcastReport", Some(&query), "").await;
+        let delivered = r["OnlineDelivered"].as_u64().unwrap_or(0);
+        assert!(delivered <= 3, "more deliveries counted than sessions: {r}");
+        if delivered == 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the nodes' shares never added up to 3: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Exactly once: nothing else is waiting in any client's stream.
     for (_, events) in clients.iter_mut() {
         let extra = tokio::time::timeout(Duration::from_millis(300), async {

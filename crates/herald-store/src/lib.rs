@@ -238,7 +238,9 @@ pub trait Store: Send + Sync + 'static {
     /// can never lose its pushes to a crash between the two writes.
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()>;
     async fn get_broadcast(&self, app_id: u32, message_id: u64) -> Result<Option<BroadcastRecord>>;
-    async fn set_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()>;
+    /// Adds one node's online deliveries to the broadcast's count: in a cluster every node that
+    /// fanned it out adds its own share.
+    async fn add_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()>;
 
     /// Claims the oldest unfinished push job of `app_id` that is free: never claimed, claimed
     /// by `owner` itself (a node restarting picks its own jobs up at once), or whose lease

@@ -464,13 +464,15 @@ impl Store for PostgresStore {
         row.as_ref().map(broadcast_from_row).transpose()
     }
 
-    async fn set_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()> {
-        let result = sqlx::query("UPDATE broadcasts SET online_delivered = $1 WHERE app_id = $2 AND message_id = $3")
-            .bind(delivered as i64)
-            .bind(i64::from(app_id))
-            .bind(message_id as i64)
-            .execute(&self.pool)
-            .await?;
+    async fn add_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()> {
+        let result = sqlx::query(
+            "UPDATE broadcasts SET online_delivered = online_delivered + $1 WHERE app_id = $2 AND message_id = $3",
+        )
+        .bind(delivered as i64)
+        .bind(i64::from(app_id))
+        .bind(message_id as i64)
+        .execute(&self.pool)
+        .await?;
         if result.rows_affected() == 0 {
             // Only a caller bug gets here (the record is inserted before the fan-out starts);
             // the count is a report, not worth failing the broadcast over.

@@ -191,19 +191,42 @@ impl Hub {
     /// Fans out a frame another node accepted and encoded.
     pub fn deliver_relayed(self: &Arc<Self>, app_id: u32, message_id: u64, frame: Bytes) {
         let hub = Arc::downgrade(self);
-        self.submit(app_id, frame, move |report| {
-            tracing::debug!(
-                app_id,
-                message_id,
-                delivered = report.delivered(),
-                dropped = report.dropped,
-                "relayed broadcast fan-out done"
-            );
-            if let Some(hub) = hub.upgrade() {
-                hub.broadcasts_done.fetch_add(1, Ordering::Release);
-            }
-        });
+        let started = std::time::Instant::now();
+        self.submit(app_id, frame, move |report| finished(&hub, app_id, message_id, report, started, "relayed"));
     }
+}
+
+/// Ends one fan-out on this node: logs it, counts it, and adds this node's deliveries to the
+/// broadcast's record (in a cluster each node adds its own share).
+fn finished(
+    hub: &Weak<Hub>,
+    app_id: u32,
+    message_id: u64,
+    report: FanoutReport,
+    started: std::time::Instant,
+    origin: &'static str,
+) {
+    tracing::info!(
+        app_id,
+        message_id,
+        origin,
+        delivered = report.delivered(),
+        dropped = report.dropped,
+        skipped_old_sdk = report.skipped_old_sdk,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "broadcast fan-out done"
+    );
+    let Some(hub) = hub.upgrade() else { return };
+    hub.broadcasts_done.fetch_add(1, Ordering::Release);
+    if report.delivered() == 0 {
+        return;
+    }
+    let store = hub.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.add_broadcast_online_delivered(app_id, message_id, report.delivered()).await {
+            tracing::warn!(error = %e, message_id, "could not record the fan-out count");
+        }
+    });
 }
 
 /// The fan-out side of the API: an accepted broadcast is encoded once, relayed to the other
@@ -212,35 +235,16 @@ impl Dispatch for Arc<Hub> {
     fn dispatch(&self, b: Arc<AcceptedBroadcast>) {
         let started = std::time::Instant::now();
         let hub = Arc::downgrade(self);
-        let online = b.reaches_online_sessions();
         let (app_id, message_id) = (b.app_id, b.message_id);
-        let frame = online.then(|| Hub::encode(&b));
-        let record = move |report: FanoutReport| {
-            tracing::info!(
-                app_id = b.app_id,
-                message_id = b.message_id,
-                delivered = report.delivered(),
-                dropped = report.dropped,
-                skipped_old_sdk = report.skipped_old_sdk,
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "broadcast fan-out done"
-            );
-            let Some(hub) = hub.upgrade() else { return };
-            let store = hub.store.clone();
-            hub.broadcasts_done.fetch_add(1, Ordering::Release);
-            tokio::spawn(async move {
-                if let Err(e) = store.set_broadcast_online_delivered(b.app_id, b.message_id, report.delivered()).await {
-                    tracing::warn!(error = %e, message_id = b.message_id, "could not record the fan-out count");
-                }
-            });
-        };
-        let Some(frame) = frame else {
-            return record(FanoutReport::default()); // PushType 2: no online delivery
-        };
+        if !b.reaches_online_sessions() {
+            // PushType 2: no online delivery.
+            return finished(&hub, app_id, message_id, FanoutReport::default(), started, "local");
+        }
+        let frame = Hub::encode(&b);
         if let Some(relay) = self.relay.get() {
             relay.relay(app_id, message_id, &frame);
         }
-        self.submit(app_id, frame, record);
+        self.submit(app_id, frame, move |report| finished(&hub, app_id, message_id, report, started, "local"));
     }
 }
 

@@ -28,10 +28,12 @@ pub async fn broadcasts(store: &dyn Store) {
     assert_eq!(get(app, 43).await, None, "broadcasts: unknown id is None");
     assert_eq!(get(app + 1, 42).await, None, "broadcasts: another app's id is None");
 
-    store.set_broadcast_online_delivered(app, record.message_id, u64::MAX).await.expect("set failed");
-    store.set_broadcast_online_delivered(app, 42, 12_345).await.expect("set failed");
-    let want = BroadcastRecord { online_delivered: u64::MAX, ..record };
-    assert_eq!(get(app, want.message_id).await, Some(want), "broadcasts: online_delivered set (u64::MAX)");
+    // Two nodes add their shares of one broadcast; the other broadcast is untouched.
+    store.add_broadcast_online_delivered(app, record.message_id, 5).await.expect("add failed");
+    store.add_broadcast_online_delivered(app, record.message_id, 7).await.expect("add failed");
+    store.add_broadcast_online_delivered(app, 42, 12_345).await.expect("add failed");
+    let want = BroadcastRecord { online_delivered: 12, ..record };
+    assert_eq!(get(app, want.message_id).await, Some(want), "broadcasts: online_delivered adds up the nodes' shares");
     let want = BroadcastRecord { online_delivered: 12_345, ..small };
-    assert_eq!(get(app, 42).await, Some(want), "broadcasts: online_delivered set on the right record only");
+    assert_eq!(get(app, 42).await, Some(want), "broadcasts: online_delivered added to the right record only");
 }
