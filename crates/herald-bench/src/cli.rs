@@ -25,6 +25,11 @@ pub enum Command {
     Logins(CommonArgs),
     /// Offline push: N users with push bindings, one PushType 2 broadcast, pushes to a local stand-in.
     Push(crate::push::PushArgs),
+    /// The floor: CPU per plain TCP send to each of N loopback sockets, without any server.
+    Floor(crate::floor::FloorArgs),
+    /// Internal: the readers of `floor`.
+    #[command(hide = true)]
+    FloorRecv(crate::floor::FloorRecvArgs),
     /// Internal: a client worker process driven over stdin/stdout by `fanout`/`logins`.
     #[command(hide = true)]
     Worker,

@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod collect;
 mod fleet;
+mod floor;
 mod payload;
 mod procfs;
 mod push;
@@ -28,6 +29,8 @@ fn main() -> ExitCode {
         Command::Fanout(args) => parent(&args.common.clone(), Some(args)),
         Command::Logins(args) => parent(&args, None),
         Command::Push(args) => push::main(&args),
+        Command::Floor(args) => floor::main(&args),
+        Command::FloorRecv(args) => floor::recv_main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,9 +40,7 @@ pub struct WsConn {
 impl WsConn {
     /// Connect from `src` to `dst` and upgrade `GET path` to a WebSocket.
     pub async fn connect(src: Ipv4Addr, dst: SocketAddr, path: &str, seed: u64) -> Result<WsConn> {
-        let socket = TcpSocket::new_v4().context("socket")?;
-        set_bind_no_port(socket.as_raw_fd());
-        socket.bind(SocketAddr::new(src.into(), 0)).with_context(|| format!("bind {src}"))?;
+        let socket = bound_socket(src)?;
         let stream = socket.connect(dst).await.with_context(|| format!("connect {src} -> {dst}"))?;
         stream.set_nodelay(true)?;
         tstamp::enable(stream.as_raw_fd()).context("SO_TIMESTAMPNS")?;
@@ -156,6 +154,14 @@ impl WsConn {
         self.rng ^= self.rng >> 27;
         self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
+}
+
+/// A TCP socket bound to `src`, its port left for connect() to pick per destination.
+pub fn bound_socket(src: Ipv4Addr) -> Result<TcpSocket> {
+    let socket = TcpSocket::new_v4().context("socket")?;
+    set_bind_no_port(socket.as_raw_fd());
+    socket.bind(SocketAddr::new(src.into(), 0)).with_context(|| format!("bind {src}"))?;
+    Ok(socket)
 }
 
 fn set_bind_no_port(fd: std::os::fd::RawFd) {
