@@ -8,6 +8,8 @@
 # Prints every run's JSON line, then a table with the herald/nats ratios of server CPU per
 # delivery, time to the last client (kernel timestamps, median over broadcasts) and server memory
 # per connection, against Herald's bar (docs: /work/shared/DESIGN.md): 1/5, 1/3, 1/3.
+# At each size it also measures the floor (`herald-bench floor`): the CPU of one plain send(2),
+# and of one io_uring send, to each socket with no server at all; FLOOR=0 skips it.
 # The JSON lines are also kept in $OUT (default /tmp/herald-compare-<date>.jsonl).
 set -euo pipefail
 
@@ -19,6 +21,7 @@ INTERVAL_MS=${INTERVAL_MS:-200}
 TARGETS=${TARGETS:-"herald nats"}
 OUT=${OUT:-${TMPDIR:-/tmp}/herald-compare-$(date +%Y%m%d-%H%M%S).jsonl}
 EXTRA=${EXTRA:-}
+FLOOR=${FLOOR:-1}
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release -p herald-bench -p herald-server >&2
@@ -43,17 +46,31 @@ for n in $SIZES; do
         fi
         sleep 2 # let TIME_WAIT sockets and the page cache settle between runs
     done
+    if [ "$FLOOR" = 1 ]; then
+        for mode in send uring; do
+            echo "== floor ($mode), $n sockets" >&2
+            if line=$("$BENCH" floor --conns "$n" --rounds "$BROADCASTS" --interval-ms "$INTERVAL_MS" \
+                --mode "$mode" --json); then
+                echo "$line" | tee -a "$OUT"
+            else
+                echo "run failed: floor $mode $n" >&2
+            fi
+        done
+    fi
 done
 
 python3 - "$OUT" <<'PY'
 import json, sys
 
-runs = {}
+runs, floors = {}, {}
 for line in open(sys.argv[1]):
     line = line.strip()
     if line:
         r = json.loads(line)
-        runs[(r["target"], r["conns"])] = r
+        if r["target"] == "floor":
+            floors[(r["mode"], r["conns"])] = r["cpu_us_per_send"]
+        else:
+            runs[(r["target"], r["conns"])] = r
 
 def fmt(v, digits=1):
     return "-" if v is None else f"{v:.{digits}f}"
@@ -77,9 +94,17 @@ for c in sizes:
         r = ratio(hv, nv)
         ok = "-" if r is None else ("yes" if r <= bar else "NO")
         print(f"{c:>6} | {label:<16} | {fmt(hv, 2):>9} | {fmt(nv, 2):>9} | {fmt(r, 3):>11} | {bar:>5.2f} | {ok}")
+    nv = n.get("server_cpu_us_per_delivery")
+    for mode in ("send", "uring"):
+        fv = floors.get((mode, c))
+        if fv is not None:
+            label = "floor " + ("send(2)" if mode == "send" else "io_uring")
+            print(f"{c:>6} | {label:<16} | {fmt(fv, 2):>9} | {fmt(nv, 2):>9} | {fmt(ratio(fv, nv), 3):>11} |       |")
     for name, r in (("herald", h), ("nats", n)):
         if r and r.get("received") != r.get("expected"):
             print(f"{c:>6} | {name}: received {r.get('received')} of {r.get('expected')}")
 print()
+print("floor: CPU per write of one 300 B send to each socket, no server (herald-bench floor); a server")
+print("that writes once per connection cannot go below it.")
 print(f"results: {sys.argv[1]}")
 PY
