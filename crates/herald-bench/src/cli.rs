@@ -64,6 +64,11 @@ pub struct CommonArgs {
     /// spread round-robin over them; broadcasts go in through the first.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
+    /// Runtime threads per server process, handed to Herald as TOKIO_WORKER_THREADS and to
+    /// nats-server as GOMAXPROCS; 0 = each server's default (one per core). With several nodes
+    /// on a small machine, fewer threads per node means less switching between them.
+    #[arg(long, default_value_t = 0)]
+    pub node_threads: usize,
     /// NATS that Herald's cluster nodes relay through (must be on 127.0.0.0/8). Its CPU counts
     /// as Herald's.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]

@@ -19,6 +19,8 @@ pub struct Report {
     pub conns: usize,
     /// Server processes: Herald nodes (cluster mode when > 1) or nats-servers.
     pub nodes: usize,
+    /// `--node-threads`: runtime threads per server process (0 = its default, one per core).
+    pub node_threads: usize,
     pub broadcasts: usize,
     pub payload: usize,
     pub received: u64,
@@ -152,6 +154,7 @@ pub async fn run(common: &CommonArgs, fanout: Option<&FanoutArgs>) -> Result<Rep
         target: target.name(),
         conns,
         nodes,
+        node_threads: common.node_threads,
         broadcasts,
         payload,
         interval_ms: interval.as_millis() as u64,

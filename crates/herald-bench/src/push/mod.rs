@@ -203,7 +203,7 @@ async fn run(args: &PushArgs) -> Result<Report> {
     let conf = tmp.path.join("herald.toml");
     std::fs::write(&conf, config(port, &tmp.path, args, &provider_table))?;
     let conf = conf.to_string_lossy().into_owned();
-    let mut server = ServerProc::spawn(&bin, &["serve", "--config", &conf], tmp.path.join("herald.log"))?;
+    let mut server = ServerProc::spawn(&bin, &["serve", "--config", &conf], tmp.path.join("herald.log"), 0)?;
     server.wait_listening(addr, Duration::from_secs(30)).await?;
     let pid = server.pid().ok_or_else(|| anyhow!("the server has no PID"))?;
     let mut api = Api::new(addr, args.app_id, args.secret.clone())?;

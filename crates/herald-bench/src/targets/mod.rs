@@ -27,11 +27,15 @@ impl ServerProc {
         self.child.id()
     }
 
-    /// Spawn `program args`, stdout and stderr to `log`.
-    pub fn spawn(program: &Path, args: &[&str], log: PathBuf) -> Result<ServerProc> {
+    /// Spawn `program args`, stdout and stderr to `log`. `threads` > 0 caps its runtime threads
+    /// (TOKIO_WORKER_THREADS for Herald, GOMAXPROCS for nats-server; each ignores the other's).
+    pub fn spawn(program: &Path, args: &[&str], log: PathBuf, threads: usize) -> Result<ServerProc> {
         let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(program);
         cmd.args(args).stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
+        if threads > 0 {
+            cmd.env("TOKIO_WORKER_THREADS", threads.to_string()).env("GOMAXPROCS", threads.to_string());
+        }
         procfs::die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", program.display()))?;
         Ok(ServerProc { child, log })

@@ -88,7 +88,7 @@ fn user_shard(app_id: u32, user_id: &str) -> usize {
 }
 
 impl Hub {
-    /// Creates the hub and starts its fan-out workers (one per core) on the current runtime.
+    /// Creates the hub and starts its fan-out workers (one per runtime thread) on the current runtime.
     pub fn new(store: Arc<dyn Store>) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             relay: std::sync::OnceLock::new(),
@@ -98,7 +98,8 @@ impl Hub {
             workers: std::sync::OnceLock::new(),
             broadcasts_done: AtomicU64::new(0),
         });
-        let count = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, SHARDS);
+        // One fan-out worker per runtime thread (one per core, or TOKIO_WORKER_THREADS).
+        let count = tokio::runtime::Handle::current().metrics().num_workers().clamp(1, SHARDS);
         let _ = hub.workers.set(fanout::start_workers(&hub, count));
         hub
     }
