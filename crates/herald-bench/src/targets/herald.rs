@@ -113,7 +113,8 @@ pub async fn start(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
             let store = format!("sqlite://{}", tmp.path.join("herald.db").display());
             std::fs::write(&conf, config(port, &tmp.path, &store, None, args))?;
             let conf = conf.to_string_lossy().into_owned();
-            let mut server = ServerProc::spawn(&bin, &["serve", "--config", &conf], tmp.path.join("herald.log"), args.node_threads)?;
+            let mut server =
+                ServerProc::spawn(&bin, &["serve", "--config", &conf], tmp.path.join("herald.log"), args.node_threads)?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             server.wait_listening(addr, Duration::from_secs(30)).await?;
             (Some(server), addr)

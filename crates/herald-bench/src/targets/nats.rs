@@ -110,7 +110,12 @@ pub async fn start(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
         let conf = tmp.path.join(format!("nats-{}.conf", i + 1));
         std::fs::write(&conf, text)?;
         let conf_arg = conf.to_string_lossy().into_owned();
-        let server = ServerProc::spawn(&bin, &["-c", &conf_arg], tmp.path.join(format!("nats-{}.log", i + 1)), args.node_threads)?;
+        let server = ServerProc::spawn(
+            &bin,
+            &["-c", &conf_arg],
+            tmp.path.join(format!("nats-{}.log", i + 1)),
+            args.node_threads,
+        )?;
         let pid = server.pid();
         nodes.push(Node { server: Some(server), pid, ws_addr: SocketAddr::from(([127, 0, 0, 1], ports[i].ws)) });
     }

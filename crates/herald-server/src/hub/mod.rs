@@ -213,3 +213,23 @@ impl Presence for Hub {
         Ok(user_ids.iter().filter(|u| self.is_online_here(app_id, u)).cloned().collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn worker_count() -> usize {
+        let store = herald_store::open("sqlite::memory:").await.unwrap();
+        Hub::new(store).workers.get().unwrap().len()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+    async fn one_fanout_worker_per_runtime_thread() {
+        assert_eq!(worker_count().await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_single_threaded_runtime_gets_one_worker() {
+        assert_eq!(worker_count().await, 1);
+    }
+}
