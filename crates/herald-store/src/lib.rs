@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 pub mod suite;
 

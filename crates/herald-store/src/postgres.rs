@@ -15,12 +15,13 @@
 //! Every transaction runs at READ COMMITTED (the default): a statement that follows a lock
 //! sees everything committed by the lock's previous holder.
 
+use crate::rows::{self, rate_decision};
 use crate::{
-    BroadcastRecord, PageDone, PushBinding, PushCounts, PushJob, PushJobState, PushProvider, RateDecision, Result,
-    RowOutcome, Store, StoreError, UserChange, UserRecord,
+    BroadcastRecord, PageDone, PushBinding, PushJob, RateDecision, Result, RowOutcome, Store, StoreError, UserChange,
+    UserRecord,
 };
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -109,17 +110,6 @@ impl PostgresStore {
     }
 }
 
-/// Per-day wins over per-second when both are exhausted: waiting a second would not help.
-fn rate_decision(in_second: i64, in_day: i64, per_second: u32, per_day: u32) -> RateDecision {
-    if in_day >= i64::from(per_day) {
-        RateDecision::PerDayExceeded
-    } else if in_second >= i64::from(per_second) {
-        RateDecision::PerSecondExceeded
-    } else {
-        RateDecision::Allowed
-    }
-}
-
 /// The app id as the second key of a two-key advisory lock (its u32 bit pattern).
 fn app_lock_key(app_id: u32) -> i32 {
     app_id as i32
@@ -132,79 +122,6 @@ fn is_retryable(error: &StoreError) -> bool {
         StoreError::Database(sqlx::Error::Database(e)) => matches!(e.code().as_deref(), Some("40P01" | "40001")),
         _ => false,
     }
-}
-
-fn user_from_row(row: &PgRow) -> Result<UserRecord> {
-    Ok(UserRecord {
-        user_id: row.try_get("user_id")?,
-        user_name: row.try_get("user_name")?,
-        user_avatar: row.try_get("user_avatar")?,
-        extra: row.try_get("extra")?,
-        created_at_ms: row.try_get("created_at_ms")?,
-    })
-}
-
-fn binding_from_row(row: &PgRow) -> Result<PushBinding> {
-    let provider: String = row.try_get("provider")?;
-    Ok(PushBinding {
-        app_id: u32_column(row, "app_id")?,
-        user_id: row.try_get("user_id")?,
-        device_id: row.try_get("device_id")?,
-        push_id: row.try_get("push_id")?,
-        provider: PushProvider::parse(&provider)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown push provider {provider:?}")))?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-    })
-}
-
-fn broadcast_from_row(row: &PgRow) -> Result<BroadcastRecord> {
-    Ok(BroadcastRecord {
-        app_id: u32_column(row, "app_id")?,
-        // u64 values are stored as their i64 bit pattern; `as` undoes it exactly.
-        message_id: row.try_get::<i64, _>("message_id")? as u64,
-        from_user_id: row.try_get("from_user_id")?,
-        message_type: u32_column(row, "message_type")?,
-        sub_type: u32_column(row, "sub_type")?,
-        push_type: push_type_column(row)?,
-        body_json: row.try_get("body_json")?,
-        accepted_at_ms: row.try_get("accepted_at_ms")?,
-        online_delivered: row.try_get::<i64, _>("online_delivered")? as u64,
-    })
-}
-
-fn job_from_row(row: &PgRow) -> Result<PushJob> {
-    let state: String = row.try_get("state")?;
-    let cursor_user: Option<String> = row.try_get("cursor_user_id")?;
-    let cursor_device: Option<String> = row.try_get("cursor_device_id")?;
-    let count = |c: &str| -> Result<u64> { Ok(row.try_get::<i64, _>(c)? as u64) };
-    Ok(PushJob {
-        app_id: u32_column(row, "app_id")?,
-        message_id: row.try_get::<i64, _>("message_id")? as u64,
-        push_type: push_type_column(row)?,
-        state: PushJobState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown push job state {state:?}")))?,
-        cursor: cursor_user.zip(cursor_device),
-        counts: PushCounts {
-            targeted: count("targeted")?,
-            sent: count("sent")?,
-            failed: count("failed")?,
-            removed: count("removed")?,
-            skipped_online: count("skipped_online")?,
-        },
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-        finished_at_ms: row.try_get("finished_at_ms")?,
-    })
-}
-
-fn u32_column(row: &PgRow, column: &str) -> Result<u32> {
-    let value: i64 = row.try_get(column)?;
-    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value} out of range")))
-}
-
-fn push_type_column(row: &PgRow) -> Result<u8> {
-    let value: i16 = row.try_get("push_type")?;
-    u8::try_from(value).map_err(|_| StoreError::Corrupt(format!("push_type {value} out of range")))
 }
 
 impl PostgresStore {
@@ -311,7 +228,7 @@ impl Store for PostgresStore {
             .bind(user_ids)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(user_from_row).collect()
+        rows.iter().map(rows::user).collect()
     }
 
     async fn user_exists(&self, app_id: u32, user_id: &str) -> Result<bool> {
@@ -461,7 +378,7 @@ impl Store for PostgresStore {
                 .bind(message_id as i64)
                 .fetch_optional(&self.pool)
                 .await?;
-        row.as_ref().map(broadcast_from_row).transpose()
+        row.as_ref().map(rows::broadcast).transpose()
     }
 
     async fn add_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()> {
@@ -499,7 +416,7 @@ impl Store for PostgresStore {
         .bind(now_ms.saturating_add(lease_ms))
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(job_from_row).transpose()
+        row.as_ref().map(rows::job).transpose()
     }
 
     async fn advance_push_job(
@@ -555,7 +472,7 @@ impl Store for PostgresStore {
             .bind(message_id as i64)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        row.as_ref().map(rows::job).transpose()
     }
 
     async fn bind_push(&self, binding: &PushBinding) -> Result<()> {
@@ -629,7 +546,7 @@ impl Store for PostgresStore {
                 .await?
             }
         };
-        rows.iter().map(binding_from_row).collect()
+        rows.iter().map(rows::binding).collect()
     }
 
     async fn push_bindings_of(&self, app_id: u32, user_id: &str) -> Result<Vec<PushBinding>> {
@@ -641,7 +558,7 @@ impl Store for PostgresStore {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(binding_from_row).collect()
+        rows.iter().map(rows::binding).collect()
     }
 
     async fn presence_session_started(
@@ -873,14 +790,6 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn per_day_wins_over_per_second() {
-        assert_eq!(rate_decision(1, 100, 1, 100), RateDecision::PerDayExceeded);
-        assert_eq!(rate_decision(1, 5, 1, 100), RateDecision::PerSecondExceeded);
-        assert_eq!(rate_decision(0, 99, 1, 100), RateDecision::Allowed);
-        assert_eq!(rate_decision(0, 0, 0, 100), RateDecision::PerSecondExceeded);
-    }
 
     #[test]
     fn app_ids_above_i32_max_keep_distinct_lock_keys() {

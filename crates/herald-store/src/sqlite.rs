@@ -1,13 +1,12 @@
 //! The embedded backend: one SQLite file in WAL mode (or `sqlite::memory:`), one writer connection.
 
+use crate::rows::{self, rate_decision};
 use crate::{
-    BroadcastRecord, PageDone, PushBinding, PushCounts, PushJob, PushJobState, PushProvider, RateDecision, Result,
-    RowOutcome, Store, StoreError, UserChange, UserRecord,
+    BroadcastRecord, PageDone, PushBinding, PushJob, PushJobState, RateDecision, Result, RowOutcome, Store, UserChange,
+    UserRecord,
 };
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
@@ -105,89 +104,6 @@ fn is_in_memory(url: &str) -> bool {
     path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory")
 }
 
-/// Per-day wins over per-second when both are exhausted: waiting a second would not help.
-fn rate_decision(in_second: i64, in_day: i64, per_second: u32, per_day: u32) -> RateDecision {
-    if in_day >= i64::from(per_day) {
-        RateDecision::PerDayExceeded
-    } else if in_second >= i64::from(per_second) {
-        RateDecision::PerSecondExceeded
-    } else {
-        RateDecision::Allowed
-    }
-}
-
-fn user_from_row(row: &SqliteRow) -> Result<UserRecord> {
-    Ok(UserRecord {
-        user_id: row.try_get("user_id")?,
-        user_name: row.try_get("user_name")?,
-        user_avatar: row.try_get("user_avatar")?,
-        extra: row.try_get("extra")?,
-        created_at_ms: row.try_get("created_at_ms")?,
-    })
-}
-
-fn binding_from_row(row: &SqliteRow) -> Result<PushBinding> {
-    let provider: String = row.try_get("provider")?;
-    Ok(PushBinding {
-        app_id: u32_column(row, "app_id")?,
-        user_id: row.try_get("user_id")?,
-        device_id: row.try_get("device_id")?,
-        push_id: row.try_get("push_id")?,
-        provider: PushProvider::parse(&provider)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown push provider {provider:?}")))?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-    })
-}
-
-fn broadcast_from_row(row: &SqliteRow) -> Result<BroadcastRecord> {
-    let push_type: i64 = row.try_get("push_type")?;
-    Ok(BroadcastRecord {
-        app_id: u32_column(row, "app_id")?,
-        // u64 values are stored as their i64 bit pattern; `as` undoes it exactly.
-        message_id: row.try_get::<i64, _>("message_id")? as u64,
-        from_user_id: row.try_get("from_user_id")?,
-        message_type: u32_column(row, "message_type")?,
-        sub_type: u32_column(row, "sub_type")?,
-        push_type: u8::try_from(push_type)
-            .map_err(|_| StoreError::Corrupt(format!("push_type {push_type} out of range")))?,
-        body_json: row.try_get("body_json")?,
-        accepted_at_ms: row.try_get("accepted_at_ms")?,
-        online_delivered: row.try_get::<i64, _>("online_delivered")? as u64,
-    })
-}
-
-fn job_from_row(row: &SqliteRow) -> Result<PushJob> {
-    let state: String = row.try_get("state")?;
-    let push_type: i64 = row.try_get("push_type")?;
-    let cursor_user: Option<String> = row.try_get("cursor_user_id")?;
-    let cursor_device: Option<String> = row.try_get("cursor_device_id")?;
-    let count = |c: &str| -> Result<u64> { Ok(row.try_get::<i64, _>(c)? as u64) };
-    Ok(PushJob {
-        app_id: u32_column(row, "app_id")?,
-        message_id: row.try_get::<i64, _>("message_id")? as u64,
-        push_type: u8::try_from(push_type)
-            .map_err(|_| StoreError::Corrupt(format!("push_type {push_type} out of range")))?,
-        state: PushJobState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown push job state {state:?}")))?,
-        cursor: cursor_user.zip(cursor_device),
-        counts: PushCounts {
-            targeted: count("targeted")?,
-            sent: count("sent")?,
-            failed: count("failed")?,
-            removed: count("removed")?,
-            skipped_online: count("skipped_online")?,
-        },
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-        finished_at_ms: row.try_get("finished_at_ms")?,
-    })
-}
-
-fn u32_column(row: &SqliteRow, column: &str) -> Result<u32> {
-    let value: i64 = row.try_get(column)?;
-    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value} out of range")))
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn register_users(&self, app_id: u32, users: &[UserRecord]) -> Result<Vec<RowOutcome>> {
@@ -242,7 +158,7 @@ impl Store for SqliteStore {
         .bind(ids)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(user_from_row).collect()
+        rows.iter().map(rows::user).collect()
     }
 
     async fn user_exists(&self, app_id: u32, user_id: &str) -> Result<bool> {
@@ -375,7 +291,7 @@ impl Store for SqliteStore {
                 .bind(message_id as i64)
                 .fetch_optional(&self.reader)
                 .await?;
-        row.as_ref().map(broadcast_from_row).transpose()
+        row.as_ref().map(rows::broadcast).transpose()
     }
 
     async fn add_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()> {
@@ -416,7 +332,7 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let mut job = job_from_row(&row)?;
+        let mut job = rows::job(&row)?;
         sqlx::query(
             "UPDATE push_jobs SET state = 'running', owner = ?, lease_until_ms = ?, updated_at_ms = ? \
              WHERE app_id = ? AND message_id = ?",
@@ -488,7 +404,7 @@ impl Store for SqliteStore {
             .bind(message_id as i64)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        row.as_ref().map(rows::job).transpose()
     }
 
     async fn bind_push(&self, binding: &PushBinding) -> Result<()> {
@@ -575,7 +491,7 @@ impl Store for SqliteStore {
                 .await?
             }
         };
-        rows.iter().map(binding_from_row).collect()
+        rows.iter().map(rows::binding).collect()
     }
 
     async fn push_bindings_of(&self, app_id: u32, user_id: &str) -> Result<Vec<PushBinding>> {
@@ -587,7 +503,7 @@ impl Store for SqliteStore {
         .bind(user_id)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(binding_from_row).collect()
+        rows.iter().map(rows::binding).collect()
     }
 
     async fn presence_session_started(
@@ -667,13 +583,5 @@ mod tests {
         assert!(is_in_memory("sqlite://?mode=memory"));
         assert!(!is_in_memory("sqlite://data/herald.db"));
         assert!(!is_in_memory("sqlite:herald.db?mode=rwc"));
-    }
-
-    #[test]
-    fn per_day_wins_over_per_second() {
-        assert_eq!(rate_decision(1, 100, 1, 100), RateDecision::PerDayExceeded);
-        assert_eq!(rate_decision(1, 5, 1, 100), RateDecision::PerSecondExceeded);
-        assert_eq!(rate_decision(0, 99, 1, 100), RateDecision::Allowed);
-        assert_eq!(rate_decision(0, 0, 0, 100), RateDecision::PerSecondExceeded);
     }
 }
