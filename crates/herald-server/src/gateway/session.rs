@@ -38,6 +38,8 @@ struct LoggedIn {
     device_id: String,
     session_id: u64,
     token_expire_s: i64,
+    /// `token_will_expire` went out for this token; a renewal clears it.
+    token_warning_sent: bool,
 }
 
 struct Session {
@@ -170,7 +172,7 @@ impl Session {
     /// When the `token_will_expire` event is due, if it has not been sent.
     fn token_warning_at(&self) -> Option<Instant> {
         let user = self.user.as_ref()?;
-        if user.token_expire_s == i64::MIN {
+        if user.token_warning_sent {
             return None;
         }
         let due_s = user.token_expire_s - TOKEN_WARNING_S - self.gw.clock.now_s();
@@ -181,7 +183,7 @@ impl Session {
         let now = self.gw.clock.now_s();
         if let Some(user) = self.user.as_mut() {
             let seconds = (user.token_expire_s - now).max(0);
-            user.token_expire_s = i64::MIN; // sent; a renewal arms it again
+            user.token_warning_sent = true;
             self.send(&ServerFrame::TokenWillExpire { seconds });
         }
     }
@@ -377,6 +379,7 @@ impl Session {
             device_id: login.device_id,
             session_id,
             token_expire_s: expire,
+            token_warning_sent: false,
         });
         tracing::debug!(session_id, app_id = app.app_id, platform = %login.platform, "session logged in");
         None
@@ -433,6 +436,7 @@ impl Session {
                 let expire = t.claims.expire;
                 if let Some(user) = self.user.as_mut() {
                     user.token_expire_s = expire;
+                    user.token_warning_sent = false;
                 }
                 self.send(&ServerFrame::Ack { id, token_expire: Some(expire) });
             }
