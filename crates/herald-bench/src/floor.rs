@@ -6,7 +6,7 @@
 //! processing (and the wake-up of the reader) inside the sender's `send`, so the floor includes
 //! it, exactly as `server_cpu_us_per_delivery` of `fanout` does.
 //!
-//! The sender is this process (one thread, blocking accept then non-blocking writes); the readers
+//! The sender is this process (one thread, non-blocking accepts and writes); the readers
 //! are a child process (`floor-recv`), one thread, one task per socket, with `SO_TIMESTAMPNS` set
 //! like the `fanout` clients, spread over source addresses 127.0.0.2, 127.0.0.3, ...
 
@@ -21,6 +21,10 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::{client, tstamp};
+
+/// How long the readers may take to connect, and to receive everything once told how much:
+/// past it they give up (and so does the sender) rather than hang the run.
+const READERS_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,7 +89,7 @@ struct Report {
 
 pub fn main(args: &FloorArgs) -> Result<()> {
     ensure!(args.conns > 0 && args.rounds > 0 && args.bytes > 0, "--conns, --rounds and --bytes must be positive");
-    ensure!(args.batch > 0, "--batch must be positive");
+    ensure!(args.batch > 0 && args.per_source > 0, "--batch and --per-source must be positive");
     // Each side holds one descriptor per connection, plus a few.
     let limit = crate::procfs::nofile_limit() as usize;
     ensure!(
@@ -142,12 +146,28 @@ fn send_rounds(
     listener: &TcpListener,
     readers: &mut std::process::Child,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
+    // Non-blocking accepts, so readers that died or stalled end the run instead of hanging it.
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + READERS_TIMEOUT;
     let mut sockets = Vec::with_capacity(args.conns);
-    for i in 0..args.conns {
-        let (socket, _) = listener.accept().with_context(|| format!("accepting reader {i}"))?;
-        socket.set_nodelay(true)?;
-        socket.set_nonblocking(true)?;
-        sockets.push(socket);
+    while sockets.len() < args.conns {
+        match listener.accept() {
+            Ok((socket, _)) => {
+                socket.set_nodelay(true)?;
+                socket.set_nonblocking(true)?;
+                sockets.push(socket);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(status) = readers.try_wait()? {
+                    bail!("the readers exited ({status}) after {} of {} connections", sockets.len(), args.conns);
+                }
+                if Instant::now() > deadline {
+                    bail!("only {} of {} readers connected within {READERS_TIMEOUT:?}", sockets.len(), args.conns);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e).context("accepting a reader"),
+        }
     }
     // The readers say "ready" once every connect has returned: none is still in its handshake.
     let mut line = String::new();
@@ -248,9 +268,15 @@ pub fn recv_main(args: &FloorRecvArgs) -> Result<()> {
         .await??;
         let expected: usize = line.trim().parse().with_context(|| format!("expected a byte count, got {line:?}"))?;
         let _ = expect_tx.send(expected);
-        while let Some(r) = readers.join_next().await {
-            r??;
-        }
+        let all_read = async {
+            while let Some(r) = readers.join_next().await {
+                r??;
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(READERS_TIMEOUT, all_read)
+            .await
+            .with_context(|| format!("not every reader received {expected} bytes within {READERS_TIMEOUT:?}"))??;
         println!("done");
         Ok(())
     })
