@@ -11,6 +11,8 @@
 use async_trait::async_trait;
 use std::sync::Arc;
 
+mod group_commit;
+mod pg_logins;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -30,6 +32,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A batched write failed (for every call in the batch) or could not be queued.
+    #[error("batched write failed: {0}")]
+    Batch(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

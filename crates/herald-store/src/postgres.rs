@@ -15,6 +15,7 @@
 //! Every transaction runs at READ COMMITTED (the default): a statement that follows a lock
 //! sees everything committed by the lock's previous holder.
 
+use crate::pg_logins::{LoginWrites, NewUser, SessionStart};
 use crate::rows::{self, rate_decision};
 use crate::{
     BroadcastRecord, PageDone, PushBinding, PushJob, RateDecision, Result, RowOutcome, Store, StoreError, UserChange,
@@ -78,6 +79,8 @@ pub struct PostgresStore {
     /// are served in arrival order, as SQLite's single writer serves them. Across nodes the
     /// advisory lock alone decides.
     slot_gates: Arc<[tokio::sync::Mutex<()>]>,
+    /// `ensure_user` and `presence_session_started` go through here: one commit per batch.
+    logins: Arc<LoginWrites>,
 }
 
 impl PostgresStore {
@@ -101,7 +104,8 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         tracing::debug!("postgres store open");
         let slot_gates = (0..SLOT_GATES).map(|_| tokio::sync::Mutex::new(())).collect();
-        Ok(Self { pool, slot_gates })
+        let logins = Arc::new(LoginWrites::start(&pool));
+        Ok(Self { pool, slot_gates, logins })
     }
 
     /// Closes every connection, waiting for those in use.
@@ -205,17 +209,8 @@ impl Store for PostgresStore {
     }
 
     async fn ensure_user(&self, app_id: u32, user_id: &str, user_name: &str, now_ms: i64) -> Result<bool> {
-        let result = sqlx::query(
-            "INSERT INTO users (app_id, user_id, user_name, created_at_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (app_id, user_id) DO NOTHING",
-        )
-        .bind(i64::from(app_id))
-        .bind(user_id)
-        .bind(user_name)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        let user = NewUser { app_id, user_id: user_id.to_string(), user_name: user_name.to_string(), now_ms };
+        self.logins.users.submit(user).await
     }
 
     async fn get_users(&self, app_id: u32, user_ids: &[String]) -> Result<Vec<UserRecord>> {
@@ -569,19 +564,8 @@ impl Store for PostgresStore {
         node_id: u16,
         now_ms: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO presence_sessions (session_id, app_id, user_id, node_id, started_ms) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (session_id) DO UPDATE SET app_id = EXCLUDED.app_id, user_id = EXCLUDED.user_id, \
-             node_id = EXCLUDED.node_id, started_ms = EXCLUDED.started_ms",
-        )
-        .bind(session_id as i64)
-        .bind(i64::from(app_id))
-        .bind(user_id)
-        .bind(i32::from(node_id))
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let start = SessionStart { session_id, app_id, user_id: user_id.to_string(), node_id, now_ms };
+        self.logins.sessions.submit(start).await
     }
 
     async fn presence_session_ended(&self, session_id: u64) -> Result<()> {

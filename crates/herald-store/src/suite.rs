@@ -20,7 +20,7 @@ pub use apps::apps_isolated;
 pub use broadcasts::broadcasts;
 pub use jobs::{push_job_lifecycle, push_jobs_recorded_with_broadcast, push_token_moves_and_dead_removal};
 pub use limits::{nonce_replay_and_expiry, rate_concurrent_acquires, rate_per_day_rolling, rate_per_second};
-pub use presence::presence_across_nodes;
+pub use presence::{login_storm, presence_across_nodes};
 pub use push::{push_bind_rebind_unbind, push_paging};
 pub use users::{ensure_user, get_users_subset, modify_users, register_users};
 
@@ -44,6 +44,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     push_job_lifecycle(&*store).await;
     push_token_moves_and_dead_removal(&*store).await;
     presence_across_nodes(&*store).await;
+    login_storm(store.clone()).await;
     apps_isolated(&*store).await;
 }
 

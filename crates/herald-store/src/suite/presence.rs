@@ -48,3 +48,37 @@ pub async fn presence_across_nodes(store: &dyn Store) {
     );
     store.presence_session_ended(13).await.expect("end carol");
 }
+
+/// Many logins at once (a reconnect storm): every user is created exactly once however many of
+/// its sessions race, and every session is online afterwards. On PostgreSQL these calls share
+/// batches; the answers must be the same as one at a time.
+pub async fn login_storm(store: std::sync::Arc<dyn Store>) {
+    const STORM_APP: u32 = 4_100_000_003;
+    store.renew_node_lease(7, T0 + 10_000).await.expect("lease node 7");
+    let users: Vec<String> = (0..30).map(|i| format!("storm-{i}")).collect();
+    // Three sessions per user, all at once.
+    let tasks: Vec<_> = (0..90u64)
+        .map(|session| {
+            let (store, user) = (store.clone(), users[session as usize % users.len()].clone());
+            tokio::spawn(async move {
+                let created = store.ensure_user(STORM_APP, &user, "Storm", T0).await.expect("ensure_user");
+                store.presence_session_started(STORM_APP, &user, 7_000 + session, 7, T0).await.expect("session start");
+                (user, created)
+            })
+        })
+        .collect();
+    let mut created_per_user = std::collections::HashMap::new();
+    for task in tasks {
+        let (user, created) = task.await.expect("login task panicked");
+        *created_per_user.entry(user).or_insert(0) += usize::from(created);
+    }
+    for user in &users {
+        assert_eq!(created_per_user[user], 1, "{user} must be created by exactly one of its 3 racing logins");
+    }
+    let ids: Vec<&str> = users.iter().map(String::as_str).collect();
+    assert_eq!(online(&*store, STORM_APP, &ids, T0).await.len(), users.len(), "every stormed user is online");
+    for session in 0..90u64 {
+        store.presence_session_ended(7_000 + session).await.expect("end");
+    }
+    assert!(online(&*store, STORM_APP, &ids, T0).await.is_empty(), "all sessions ended: nobody online");
+}
