@@ -50,11 +50,15 @@ impl LoginWrites {
 /// Inserts the users that do not exist yet; `true` for each call that created its user. Of
 /// several calls for one new user in a batch, the first created it.
 async fn ensure_users(pool: PgPool, batch: Vec<NewUser>) -> Result<Vec<bool>> {
-    let app_ids: Vec<i64> = batch.iter().map(|u| i64::from(u.app_id)).collect();
-    let user_ids: Vec<&str> = batch.iter().map(|u| u.user_id.as_str()).collect();
-    let names: Vec<&str> = batch.iter().map(|u| u.user_name.as_str()).collect();
-    let created_ms: Vec<i64> = batch.iter().map(|u| u.now_ms).collect();
-    // DO NOTHING also passes over a second row for the same user within this one statement.
+    // One row per user (the first call's), in byte order of (app, user id): batches on two
+    // nodes that share new users then lock them in the same order and cannot deadlock.
+    let mut seen = HashSet::with_capacity(batch.len());
+    let mut firsts: Vec<&NewUser> = batch.iter().filter(|u| seen.insert((u.app_id, u.user_id.as_str()))).collect();
+    firsts.sort_by(|a, b| (a.app_id, &a.user_id).cmp(&(b.app_id, &b.user_id)));
+    let app_ids: Vec<i64> = firsts.iter().map(|u| i64::from(u.app_id)).collect();
+    let user_ids: Vec<&str> = firsts.iter().map(|u| u.user_id.as_str()).collect();
+    let names: Vec<&str> = firsts.iter().map(|u| u.user_name.as_str()).collect();
+    let created_ms: Vec<i64> = firsts.iter().map(|u| u.now_ms).collect();
     let rows = sqlx::query(
         "INSERT INTO users (app_id, user_id, user_name, created_at_ms) \
          SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[]) \

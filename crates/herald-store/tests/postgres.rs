@@ -238,3 +238,36 @@ async fn other_schemes_stay_unsupported() {
         }
     }
 }
+
+/// A reconnect storm on two nodes at once: each node's logins share batches, and both nodes'
+/// batches hold the same new users, in opposite arrival orders. Every user is still created
+/// exactly once, and no login fails (batches lock users in one order, so they cannot deadlock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_logging_in_the_same_new_users_create_each_once() {
+    let (url, _db) = test_database().await;
+    let nodes = [open(&url).await.unwrap(), open(&url).await.unwrap()];
+    let users: Vec<String> = (0..200).map(|i| format!("storm-{i:03}")).collect();
+    let mut logins = Vec::new();
+    for round in 0..3 {
+        for (n, node) in nodes.iter().enumerate() {
+            // Node 0 sees the users in one order, node 1 in the reverse.
+            let order: Vec<String> = if n == 0 { users.clone() } else { users.iter().rev().cloned().collect() };
+            for user in order {
+                let node = node.clone();
+                logins.push(tokio::spawn(async move {
+                    let created = node.ensure_user(9, &user, "Storm", T0 + round).await;
+                    (user, created)
+                }));
+            }
+        }
+    }
+    let mut created_per_user = std::collections::HashMap::new();
+    for login in logins {
+        let (user, created) = login.await.unwrap();
+        let created = created.unwrap_or_else(|e| panic!("a login of {user} failed: {e}"));
+        *created_per_user.entry(user).or_insert(0) += usize::from(created);
+    }
+    for user in &users {
+        assert_eq!(created_per_user[user], 1, "{user}: created by exactly one of its 6 logins");
+    }
+}
