@@ -12,6 +12,30 @@ pub fn api_signature(app_id: u32, signature_nonce: &str, server_secret: &str, ti
     hex::encode(api_digest(app_id, signature_nonce, server_secret, timestamp_s))
 }
 
+/// The query string of a signed server-API request: `Action`, the five common parameters (the
+/// signature made with `server_secret`), then the `extra` pairs, all percent-encoded. The
+/// caller picks the nonce: it must not repeat within the server's signature window.
+pub fn signed_query(
+    action: &str,
+    app_id: u32,
+    server_secret: &str,
+    signature_nonce: &str,
+    timestamp_s: i64,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("Action", action)
+        .append_pair("AppId", &app_id.to_string())
+        .append_pair("SignatureNonce", signature_nonce)
+        .append_pair("Timestamp", &timestamp_s.to_string())
+        .append_pair("Signature", &api_signature(app_id, signature_nonce, server_secret, timestamp_s))
+        .append_pair("SignatureVersion", "2.0");
+    for (k, v) in extra {
+        q.append_pair(k, v);
+    }
+    q.finish()
+}
+
 /// Checks a request's `Signature` against the expected one.
 ///
 /// Hex case is ignored (ZIM clients send lowercase, but uppercase carries the same digest), and the

@@ -2,7 +2,7 @@
 //! PostgreSQL database per test. Each test uses its own NATS subject prefix, so tests running at
 //! the same time never hear each other.
 
-use herald_proto::signature::api_signature;
+use herald_proto::signature::signed_query;
 use herald_proto::token04::{generate, Mode};
 use herald_sdk::{Client, ClientConfig, Event, Events};
 use herald_server::clock::{Clock, SystemClock};
@@ -98,10 +98,8 @@ async fn cluster(nodes: u16, per_second: u32) -> Cluster {
 async fn call(addr: SocketAddr, action: &str, body: Option<&str>, extra_query: &str) -> Value {
     let now = SystemClock.now_s();
     let nonce = format!("{:016x}", rand::random::<u64>());
-    let sig = api_signature(APP, &nonce, SECRET, now);
-    let url = format!(
-        "http://{addr}/?Action={action}&AppId={APP}&SignatureNonce={nonce}&Timestamp={now}&Signature={sig}&SignatureVersion=2.0{extra_query}"
-    );
+    let query = signed_query(action, APP, SECRET, &nonce, now, &[]);
+    let url = format!("http://{addr}/?{query}{extra_query}");
     let client = reqwest::Client::new();
     let req = match body {
         Some(b) => client.post(url).body(b.to_string()),

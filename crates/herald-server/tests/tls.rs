@@ -4,7 +4,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use herald_proto::frame::{decode_server, ServerFrame};
-use herald_proto::signature::api_signature;
+use herald_proto::signature::signed_query;
 use herald_proto::token04::{generate, Mode};
 use herald_server::clock::{Clock, SystemClock};
 use herald_server::config::Config;
@@ -60,11 +60,7 @@ server_secret = "{SECRET}"
 async fn call(s: &TlsServer, action: &str, body: &str) -> Value {
     let now = SystemClock.now_s();
     let nonce = format!("{:016x}", rand::random::<u64>());
-    let sig = api_signature(APP, &nonce, SECRET, now);
-    let url = format!(
-        "https://{}/?Action={action}&AppId={APP}&SignatureNonce={nonce}&Timestamp={now}&Signature={sig}&SignatureVersion=2.0",
-        s.addr
-    );
+    let url = format!("https://{}/?{}", s.addr, signed_query(action, APP, SECRET, &nonce, now, &[]));
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(s.cert_pem.as_bytes()).unwrap())
         .build()

@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use herald_proto::signature::api_signature;
 use herald_store::{PushBinding, PushProvider, UserRecord};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::Connection as _;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::procfs;
+use crate::targets::herald::Api;
 use crate::targets::{free_ports, ServerProc, TmpDir};
 use crate::tstamp::now_ns;
 pub use standin::Provider;
@@ -208,7 +208,7 @@ async fn run(args: &PushArgs) -> Result<Report> {
     let pid = server.pid().ok_or_else(|| anyhow!("the server has no PID"))?;
     let mut api = Api::new(addr, args.app_id, args.secret.clone())?;
     // One signed call before measuring, so the connection is up and the first-call costs are paid.
-    api.call("QueryUserInfos", &json!({"UserIds": [SENDER]})).await.context("first API call")?;
+    api.call("QueryUserInfos", serde_json::to_vec(&json!({"UserIds": [SENDER]}))?).await.context("first API call")?;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let rss_before = status_kb(pid, "VmRSS:")?;
@@ -225,8 +225,7 @@ async fn run(args: &PushArgs) -> Result<Report> {
         "MessageBody": {"Message": "herald-bench offline push", "OfflinePush": {"Title": "herald-bench"}},
         "PushType": 2,
     });
-    let send_ns = now_ns();
-    let answer = api.call("SendMessageToAllUsers", &body).await?;
+    let (send_ns, answer) = api.call("SendMessageToAllUsers", serde_json::to_vec(&body)?).await?;
     let api_ms = (now_ns() - send_ns) as f64 / 1e6;
     if answer["Code"].as_i64() != Some(0) {
         bail!("SendMessageToAllUsers answered {answer}");
@@ -244,7 +243,8 @@ async fn run(args: &PushArgs) -> Result<Report> {
         let calls = stand_in.stats.calls.load(Ordering::Relaxed);
         if calls >= args.users as u64 || last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
-            let r = api.call("QueryBroadcastReport", &json!({"MessageId": message_id})).await?;
+            let (_, r) =
+                api.call("QueryBroadcastReport", serde_json::to_vec(&json!({"MessageId": message_id}))?).await?;
             if r["OfflinePush"]["State"] == "done" {
                 break r;
             }
@@ -439,38 +439,6 @@ fn machine_busy_ms() -> Result<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     Ok(busy as f64 * 1000.0 / if hz > 0 { hz as f64 } else { 100.0 })
-}
-
-/// A client of Herald's signed server API.
-struct Api {
-    http: reqwest::Client,
-    addr: SocketAddr,
-    app_id: u32,
-    secret: String,
-    nonce: u64,
-}
-
-impl Api {
-    fn new(addr: SocketAddr, app_id: u32, secret: String) -> Result<Api> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(1).build()?;
-        Ok(Api { http, addr, app_id, secret, nonce: now_ns() as u64 })
-    }
-
-    async fn call(&mut self, action: &str, body: &Value) -> Result<Value> {
-        // SignatureNonce must not repeat within the window: a counter seeded from the clock.
-        self.nonce = self.nonce.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let nonce = format!("{:016x}", self.nonce);
-        let ts = now_ns() / 1_000_000_000;
-        let sig = api_signature(self.app_id, &nonce, &self.secret, ts);
-        let url = format!(
-            "http://{}/?Action={action}&AppId={}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0",
-            self.addr, self.app_id
-        );
-        let response = self.http.post(url).json(body).send().await.with_context(|| format!("POST {action}"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        serde_json::from_str(&text).map_err(|e| anyhow!("{action}: HTTP {status}, not JSON ({e}): {text:.200}"))
-    }
 }
 
 pub fn summary(r: &Report) -> String {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use herald_proto::signature::api_signature;
+use herald_proto::signature::signed_query;
 use serde_json::{json, Value};
 use tokio::time::timeout;
 
@@ -225,15 +225,11 @@ impl Api {
         self.nonce = self.nonce.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let nonce = format!("{:016x}", self.nonce);
         let ts = now_ns() / 1_000_000_000;
-        let sig = api_signature(self.app_id, &nonce, &self.secret, ts);
-        format!(
-            "http://{}/?Action={action}&AppId={}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0",
-            self.addr, self.app_id
-        )
+        format!("http://{}/?{}", self.addr, signed_query(action, self.app_id, &self.secret, &nonce, ts, &[]))
     }
 
     /// POST `body` to `action`; returns the time just before the request went out and the answer.
-    async fn call(&mut self, action: &str, body: Vec<u8>) -> Result<(i64, Value)> {
+    pub async fn call(&mut self, action: &str, body: Vec<u8>) -> Result<(i64, Value)> {
         let url = self.url(action);
         let request = self.http.post(url).header("content-type", "application/json").body(body).build()?;
         let sent = now_ns();

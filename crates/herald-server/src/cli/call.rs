@@ -1,23 +1,13 @@
 //! `herald call` and `herald send-all`: signed server-API requests from the command line.
 
-use herald_proto::signature::api_signature;
 use rand::Rng;
 
-/// The query string of a signed request: the common parameters plus `extra` pairs.
+/// The query string of a signed request with a fresh random nonce: the common parameters plus
+/// `extra` pairs.
 pub fn signed_query(action: &str, app_id: u32, secret: &str, now_s: i64, extra: &[(String, String)]) -> String {
     let nonce: String = (0..8).map(|_| format!("{:02x}", rand::thread_rng().gen::<u8>())).collect();
-    let signature = api_signature(app_id, &nonce, secret, now_s);
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    q.append_pair("Action", action)
-        .append_pair("AppId", &app_id.to_string())
-        .append_pair("SignatureNonce", &nonce)
-        .append_pair("Timestamp", &now_s.to_string())
-        .append_pair("Signature", &signature)
-        .append_pair("SignatureVersion", "2.0");
-    for (k, v) in extra {
-        q.append_pair(k, v);
-    }
-    q.finish()
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    herald_proto::signature::signed_query(action, app_id, secret, &nonce, now_s, &extra)
 }
 
 /// Sends one signed request: POST with `body` when given, otherwise GET. Returns the answer.

@@ -16,7 +16,7 @@
 #![allow(dead_code)]
 
 use futures_util::{SinkExt, StreamExt};
-use herald_proto::signature::api_signature;
+use herald_proto::signature::signed_query;
 use herald_proto::token04::{self, Mode};
 use herald_server::clock::{system_now_ms, Clock, SystemClock};
 use herald_server::config::Config;
@@ -168,17 +168,8 @@ impl FoServer {
     async fn request(&self, action: &str, extra_query: &[(&str, &str)], body: Option<Value>) -> Value {
         let nonce = format!("{:016x}", self.nonces.fetch_add(1, Ordering::Relaxed));
         let ts = now_s();
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        q.append_pair("Action", action)
-            .append_pair("AppId", &APP_ID.to_string())
-            .append_pair("SignatureNonce", &nonce)
-            .append_pair("Timestamp", &ts.to_string())
-            .append_pair("Signature", &api_signature(APP_ID, &nonce, SECRET, ts))
-            .append_pair("SignatureVersion", "2.0");
-        for (k, v) in extra_query {
-            q.append_pair(k, v);
-        }
-        let url = format!("http://{}/?{}", self.addr, q.finish());
+        let query = signed_query(action, APP_ID, SECRET, &nonce, ts, extra_query);
+        let url = format!("http://{}/?{query}", self.addr);
         let req = match body {
             Some(b) => self.http.post(&url).header("content-type", "application/json").body(b.to_string()),
             None => self.http.get(&url),
