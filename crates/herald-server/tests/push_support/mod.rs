@@ -67,6 +67,27 @@ pub type Scripted = (u16, Option<u64>);
 
 /// The webhook stand-in: verifies the ZIM callback signature of every call, answers each
 /// push ID's scripted statuses first (then 200), and records the calls answered 200.
+/// Serves HTTP/1.1 on `listener` until the test ends, each request answered by `answer`.
+fn serve_http1<S, Fut>(listener: TcpListener, state: Arc<S>, answer: fn(Arc<S>, Request<Incoming>) -> Fut)
+where
+    S: Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let s = state.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let answered = answer(s.clone(), req);
+                    async move { Ok::<_, std::convert::Infallible>(answered.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+            });
+        }
+    });
+}
+
 pub struct Hook {
     pub url: String,
     state: Arc<HookState>,
@@ -100,20 +121,7 @@ impl Hook {
             hold_from: AtomicUsize::new(usize::MAX),
             problems: Mutex::default(),
         });
-        let s = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let s = s.clone();
-                        async move { Ok::<_, std::convert::Infallible>(s.answer(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
-                });
-            }
-        });
+        serve_http1(listener, state.clone(), |s, req| async move { s.answer(req).await });
         Hook { url, state }
     }
 
@@ -311,20 +319,7 @@ impl FcmStandIn {
             script: Mutex::default(),
             problems: Mutex::default(),
         });
-        let s = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let s = s.clone();
-                        async move { Ok::<_, std::convert::Infallible>(s.answer(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
-                });
-            }
-        });
+        serve_http1(listener, state.clone(), |s, req| async move { s.answer(req).await });
         FcmStandIn { base_url, token_url, state }
     }
 
