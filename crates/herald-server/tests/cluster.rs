@@ -1,6 +1,6 @@
-//! Cluster mode, black box: three nodes in this process, one NATS (127.0.0.1:4222), one fresh
-//! PostgreSQL database per test. Each test uses its own NATS subject prefix, so tests running at
-//! the same time never hear each other.
+//! Cluster mode, black box: three nodes in this process, one NATS, one fresh PostgreSQL database
+//! per test (herald-testkit finds both, or starts them for this process). Each test uses its own
+//! NATS subject prefix, so tests running at the same time never hear each other.
 
 use herald_proto::signature::signed_query;
 use herald_proto::token04::{generate, Mode};
@@ -8,7 +8,7 @@ use herald_sdk::{Client, ClientConfig, Event, Events};
 use herald_server::clock::{Clock, SystemClock};
 use herald_server::config::Config;
 use herald_server::Running;
-use herald_store::postgres::testing::{test_database, TestDatabase};
+use herald_testkit::{nats_url, test_database, TestDatabase};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +23,6 @@ use push_support::Hook;
 
 const APP: u32 = 1234567890;
 const SECRET: &str = "fa94dd0f974cf2e293728a526b028271";
-const NATS_URL: &str = "nats://127.0.0.1:4222";
 /// Bounds every wait; never a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -48,7 +47,7 @@ struct Cluster {
 
 /// `extra` is appended last, so it may hold node tables (`[push]`) and the app's sub-tables
 /// (`[apps.push]`) alike: TOML puts a later `[push]` back at the top level.
-fn config(node_id: u16, db_url: &str, prefix: &str, per_second: u32, extra: &str) -> Config {
+fn config(node_id: u16, db_url: &str, nats_url: &str, prefix: &str, per_second: u32, extra: &str) -> Config {
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
@@ -57,7 +56,7 @@ log = "warn"
 url = "{db_url}"
 [cluster]
 node_id = {node_id}
-nats_url = "{NATS_URL}"
+nats_url = "{nats_url}"
 subject_prefix = "{prefix}"
 [[apps]]
 app_id = {APP}
@@ -73,15 +72,14 @@ broadcast_per_day = 100000
 
 async fn start_node(node_id: u16, db_url: &str, prefix: &str, per_second: u32, extra: &str) -> Node {
     let shutdown = CancellationToken::new();
+    let nats_url = nats_url().await;
     let running = herald_server::start(
-        config(node_id, db_url, prefix, per_second, extra),
+        config(node_id, db_url, &nats_url, prefix, per_second, extra),
         Arc::new(SystemClock),
         shutdown.clone(),
     )
     .await
-    .unwrap_or_else(|e| {
-        panic!("node {node_id} did not start: {e}\n(NATS must run at {NATS_URL}: nats-server -js -p 4222)")
-    });
+    .unwrap_or_else(|e| panic!("node {node_id} did not start: {e}"));
     Node { running, shutdown }
 }
 

@@ -1,8 +1,9 @@
 //! Herald's durable state behind one trait, with an embedded SQLite backend and a PostgreSQL one.
 //!
 //! Layout: `lib.rs` holds the [`Store`] trait and its records; `sqlite.rs` and `postgres.rs`
-//! implement it with their own migrations under `migrations/`; `suite.rs` is the one behaviour
-//! suite every backend must pass (`herald_store::suite::run_all`).
+//! implement it with their own migrations under `migrations/`. The one behaviour suite every
+//! backend must pass is test code, in `tests/suite/`, run by `tests/sqlite.rs` and
+//! `tests/postgres.rs`.
 //!
 //! What lives here is what must survive a restart or hold across a cluster: users, push
 //! bindings, replay-protection nonces, rate-limit windows, broadcast records and their
@@ -16,7 +17,6 @@ mod pg_logins;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
-pub mod suite;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

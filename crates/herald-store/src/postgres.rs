@@ -1,6 +1,6 @@
 //! The cluster backend: one PostgreSQL database shared by every Herald node.
 //!
-//! Semantics are those of [`crate::sqlite`] (the reference), and both pass [`crate::suite`].
+//! Semantics are those of [`crate::sqlite`] (the reference); both pass `tests/suite/`.
 //! What differs is how steps stay atomic: SQLite has one writer, here several processes write
 //! at once, so each check-then-write step either is one statement or serializes on a lock:
 //!
@@ -28,8 +28,6 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-
-pub use testing::test_database;
 
 /// The rolling windows of [`Store::try_acquire_broadcast_slot`].
 const SECOND_WINDOW_MS: i64 = 1_000;
@@ -611,163 +609,6 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
-    }
-}
-
-/// Throwaway databases for tests: this crate's `tests/postgres.rs` and the server's cluster
-/// tests (several nodes on one database). Not for production use.
-///
-/// Each [`TestDatabase`] is a fresh database `herald_test_<random>` created through an admin
-/// connection to [`DEFAULT_ADMIN_URL`] (or the URL in the environment variable
-/// [`ADMIN_URL_ENV`]), and dropped (`WITH (FORCE)`, best effort) when the guard is dropped.
-///
-/// ```no_run
-/// # async fn f() {
-/// let (url, _db) = herald_store::postgres::test_database().await; // panics if PostgreSQL is down
-/// let store = herald_store::open(&url).await.unwrap();
-/// # }
-/// ```
-pub mod testing {
-    use sqlx::{Connection, PgConnection};
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-    /// The database the admin connection uses to create and drop test databases.
-    pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-    /// Overrides [`DEFAULT_ADMIN_URL`].
-    pub const ADMIN_URL_ENV: &str = "HERALD_TEST_POSTGRES_URL";
-    /// What to do when PostgreSQL is not running.
-    pub const START_HINT: &str =
-        "start PostgreSQL with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start";
-
-    /// How long to wait for the admin connection before declaring PostgreSQL unreachable.
-    const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-    /// A fresh database, dropped (best effort) with this guard. Keep it alive for as long as
-    /// any store uses [`TestDatabase::url`].
-    #[derive(Debug)]
-    pub struct TestDatabase {
-        admin_url: String,
-        name: String,
-        url: String,
-    }
-
-    impl TestDatabase {
-        /// Creates the database. The error says what failed and how to start PostgreSQL.
-        pub async fn create() -> Result<Self, String> {
-            let admin_url = std::env::var(ADMIN_URL_ENV).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string());
-            let name = format!("herald_test_{}", random_suffix());
-            let url = with_database(&admin_url, &name);
-            let mut admin = admin_connection(&admin_url).await?;
-            // Concurrent CREATE DATABASEs can trip over each other copying template1
-            // ("source database is being accessed by other users"); that passes quickly.
-            let mut tries = 0;
-            loop {
-                tries += 1;
-                match sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await {
-                    Ok(_) => break,
-                    Err(sqlx::Error::Database(e)) if tries < 10 && e.code().as_deref() == Some("55006") => {
-                        tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                    }
-                    Err(e) => return Err(format!("CREATE DATABASE {name} via {admin_url} failed: {e}; {START_HINT}")),
-                }
-            }
-            let _ = admin.close().await;
-            Ok(Self { admin_url, name, url })
-        }
-
-        /// `postgres://.../herald_test_<random>`, for [`crate::open`] or [`super::PostgresStore::open`].
-        pub fn url(&self) -> &str {
-            &self.url
-        }
-
-        /// The database's name.
-        pub fn name(&self) -> &str {
-            &self.name
-        }
-    }
-
-    /// Drops the database from a thread of its own (a `Drop` cannot await, and may run inside
-    /// a runtime); `WITH (FORCE)` ends connections that stores still hold.
-    impl Drop for TestDatabase {
-        fn drop(&mut self) {
-            let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-            let dropper = std::thread::spawn(move || -> Result<(), String> {
-                let runtime =
-                    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-                runtime.block_on(async {
-                    let mut admin = admin_connection(&admin_url).await?;
-                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let _ = admin.close().await;
-                    Ok(())
-                })
-            });
-            match dropper.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => eprintln!("warning: could not drop test database {}: {e}", self.name),
-                Err(_) => eprintln!("warning: dropping test database {} panicked", self.name),
-            }
-        }
-    }
-
-    /// A fresh database: its URL and the guard that drops it. Panics (so a test fails, never
-    /// skips) when PostgreSQL is unreachable, saying how to start it.
-    pub async fn test_database() -> (String, TestDatabase) {
-        match TestDatabase::create().await {
-            Ok(db) => (db.url.clone(), db),
-            Err(e) => panic!("PostgreSQL test database unavailable: {e}"),
-        }
-    }
-
-    async fn admin_connection(admin_url: &str) -> Result<PgConnection, String> {
-        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(admin_url)).await {
-            Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(e)) => Err(format!("cannot connect to {admin_url}: {e}; {START_HINT}")),
-            Err(_) => Err(format!("no answer from {admin_url} within {CONNECT_TIMEOUT:?}; {START_HINT}")),
-        }
-    }
-
-    /// `admin_url` with its database (the path) replaced by `name`, query string kept.
-    fn with_database(admin_url: &str, name: &str) -> String {
-        let (base, query) = match admin_url.split_once('?') {
-            Some((base, query)) => (base, format!("?{query}")),
-            None => (admin_url, String::new()),
-        };
-        let authority_start = base.find("://").map_or(0, |i| i + 3);
-        let host_end = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
-        format!("{}/{name}{query}", &base[..host_end])
-    }
-
-    /// 16 hex digits, unique per call: std's randomly keyed hasher over pid, time and a counter.
-    fn random_suffix() -> String {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u32(std::process::id());
-        hasher.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        format!("{:016x}", hasher.finish())
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn database_swapped_in_url() {
-            let swap = |url| with_database(url, "fresh");
-            assert_eq!(swap("postgres://postgres@127.0.0.1:5432/test"), "postgres://postgres@127.0.0.1:5432/fresh");
-            assert_eq!(swap("postgresql://u:p@h/test?sslmode=disable"), "postgresql://u:p@h/fresh?sslmode=disable");
-            assert_eq!(swap("postgres://h:5432"), "postgres://h:5432/fresh");
-        }
-
-        #[test]
-        fn suffixes_differ() {
-            assert_ne!(random_suffix(), random_suffix());
-        }
     }
 }
 

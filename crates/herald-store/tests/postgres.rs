@@ -1,14 +1,16 @@
 //! The PostgreSQL backend against the shared suite, plus what only a shared server can show:
 //! restarts, and several nodes (separate stores, separate pools) on one database.
 //!
-//! Needs PostgreSQL at 127.0.0.1:5432 (trust auth, database `test`; override with
-//! `HERALD_TEST_POSTGRES_URL`). Each test creates its own `herald_test_<random>` database and
-//! drops it afterwards. When PostgreSQL is down these tests FAIL, saying how to start it.
+//! Each test creates its own `herald_test_<random>` database and drops it afterwards, on the
+//! PostgreSQL that herald-testkit finds (`HERALD_TEST_POSTGRES_URL`, else 127.0.0.1:5432) or
+//! starts for this test process. When none can be had these tests FAIL, saying why.
 
-use herald_store::postgres::test_database;
+mod suite;
+
 use herald_store::{
-    open, suite, BroadcastRecord, PostgresStore, PushBinding, PushProvider, RateDecision, Store, StoreError, UserRecord,
+    open, BroadcastRecord, PostgresStore, PushBinding, PushProvider, RateDecision, Store, StoreError, UserRecord,
 };
+use herald_testkit::test_database;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -27,7 +29,7 @@ async fn suite_on_postgres() {
 async fn suite_on_a_one_connection_pool() {
     let (url, _db) = test_database().await;
     let store = herald_store::open_with(&url, &herald_store::OpenOptions { max_connections: 1 }).await.expect("open");
-    herald_store::suite::run_all(store).await;
+    suite::run_all(store).await;
 }
 
 #[tokio::test]

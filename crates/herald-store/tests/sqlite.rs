@@ -1,6 +1,8 @@
 //! The SQLite backend against the shared suite, plus what only a file store can show: restarts.
 
-use herald_store::{open, suite, PushBinding, PushProvider, RateDecision, SqliteStore, Store, StoreError, UserRecord};
+mod suite;
+
+use herald_store::{open, PushBinding, PushProvider, RateDecision, SqliteStore, Store, StoreError, UserRecord};
 use std::sync::Arc;
 
 // Multi-threaded, so the concurrent-acquire check races on real threads.

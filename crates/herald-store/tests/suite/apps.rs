@@ -1,7 +1,7 @@
 //! Apps are separate tenants: the same user id in two apps shares nothing.
 
 use super::{acquire, binding, ids, user, T0};
-use crate::{RateDecision, RowOutcome, Store, UserChange};
+use herald_store::{RateDecision, RowOutcome, Store, UserChange};
 
 /// The same user id in two apps is two users, two sets of bindings, two rate windows.
 pub async fn apps_isolated(store: &dyn Store) {

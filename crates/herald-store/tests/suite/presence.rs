@@ -1,7 +1,7 @@
 //! Cluster presence: sessions per node, node leases, and who is online anywhere.
 
 use super::T0;
-use crate::Store;
+use herald_store::Store;
 
 const APP: u32 = 4_100_000_001;
 const OTHER_APP: u32 = 4_100_000_002;

@@ -1,11 +1,12 @@
 //! The one behaviour suite every [`Store`] backend must pass: `run_all(store)` on a fresh store.
+//! Test code only: each backend's test file includes it with `mod suite;`.
 //!
 //! Each check is a `pub async fn` that panics with a message saying what broke, so a backend's
 //! test can also run one check alone. Every check works in its own app ids (above `i32::MAX`,
 //! to prove u32 ids survive the trip), so checks never see each other's rows even when they
 //! share one database. Times are injected from [`T0`], never read from a clock.
 
-use crate::{PushBinding, PushProvider, RateDecision, Store, UserRecord};
+use herald_store::{PushBinding, PushProvider, RateDecision, Store, UserRecord};
 use std::sync::Arc;
 
 mod apps;

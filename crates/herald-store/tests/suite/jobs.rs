@@ -2,7 +2,7 @@
 //! page, finished; and the binding changes push workers rely on.
 
 use super::{binding, T0};
-use crate::{BroadcastRecord, PageDone, PushBinding, PushCounts, PushJobState, PushProvider, Store};
+use herald_store::{BroadcastRecord, PageDone, PushBinding, PushCounts, PushJobState, PushProvider, Store};
 
 fn broadcast(app_id: u32, message_id: u64, push_type: u8, accepted_at_ms: i64) -> BroadcastRecord {
     BroadcastRecord {

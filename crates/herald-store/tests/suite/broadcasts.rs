@@ -1,7 +1,7 @@
 //! Broadcast records: exact round trip and the online count.
 
 use super::T0;
-use crate::{BroadcastRecord, Store};
+use herald_store::{BroadcastRecord, Store};
 
 /// Records round-trip exactly, u64 ids and counts above i64::MAX included.
 pub async fn broadcasts(store: &dyn Store) {

@@ -1,7 +1,7 @@
 //! Users: register (duplicates too), ensure on login, look-up, partial modify.
 
 use super::{ids, user, T0};
-use crate::{RowOutcome, Store, UserChange, UserRecord};
+use herald_store::{RowOutcome, Store, UserChange, UserRecord};
 
 /// Batches keep input order; a taken id, even one taken earlier in the same batch, is
 /// AlreadyExists and leaves the first registration untouched.

@@ -1,7 +1,7 @@
 //! Push bindings: bind, rebind, unbind, and the paging cursor of push jobs.
 
 use super::{binding, T0};
-use crate::{PushBinding, PushProvider, Store};
+use herald_store::{PushBinding, PushProvider, Store};
 
 /// A device holds one binding; rebinding replaces it; unbinding removes only that device.
 pub async fn push_bind_rebind_unbind(store: &dyn Store) {

@@ -1,7 +1,7 @@
 //! Request limits: nonce replay protection and the two rolling broadcast windows.
 
 use super::{acquire, T0};
-use crate::{RateDecision, Store};
+use herald_store::{RateDecision, Store};
 use std::sync::Arc;
 
 const DAY_MS: i64 = 86_400_000;
