@@ -1,20 +1,20 @@
 //! Common parameters and request signing (spec §2): every check answers its own code, and a
 //! used SignatureNonce is refused. The signature vector itself is tested in herald-proto.
 
-mod common;
+mod support;
 
-use common::*;
 use herald_proto::signature::api_signature;
+use support::*;
 
 /// A GET action that succeeds for any registered user; the probe for "was this accepted".
 const PROBE: &str = "QueryUserOnlineState";
 
-async fn probe(server: &TestServer, params: Params) -> serde_json::Value {
+async fn probe(server: &Server, params: Params) -> serde_json::Value {
     server.raw(&params.add("UserId[]", "probe").query(), None).await
 }
 
-async fn server_with_probe_user() -> TestServer {
-    let server = TestServer::start().await;
+async fn server_with_probe_user() -> Server {
+    let server = Server::start().await;
     server.register(&["probe"]).await;
     server
 }
@@ -180,7 +180,7 @@ async fn concurrent_replays_are_accepted_exactly_once() {
     let server = server_with_probe_user().await;
     let params = server.signed(PROBE);
     let answers = futures_util::future::join_all((0..8).map(|_| probe(&server, params.clone()))).await;
-    let codes: Vec<u64> = answers.iter().map(common::code).collect();
+    let codes: Vec<u64> = answers.iter().map(support::code).collect();
     assert_eq!(codes.iter().filter(|c| **c == SUCCESS).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == SIGNATURE_INVALID).count(), 7, "{codes:?}");
 }
@@ -220,7 +220,7 @@ async fn a_refused_request_does_not_use_up_its_nonce() {
 #[tokio::test]
 async fn nonces_are_remembered_per_app() {
     let tail = format!("{}{}", default_app(), app_toml(OTHER_APP_ID, OTHER_SECRET, "", ""));
-    let server = TestServer::start_with(&tail).await;
+    let server = Server::start_with(&tail).await;
     let body = r#"{"UserInfo":[{"UserId":"probe"}]}"#;
     let nonce = server.nonce();
     let now = server.now_s();
@@ -243,6 +243,6 @@ async fn methods_other_than_get_and_post_answer_an_error_in_the_common_shape() {
     for method in [reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::PATCH] {
         let query = server.signed(PROBE).add("UserId[]", "probe").query();
         let answer = server.raw_method(method.clone(), &query).await;
-        assert_ne!(common::code(&answer), SUCCESS, "{method}: {answer}");
+        assert_ne!(support::code(&answer), SUCCESS, "{method}: {answer}");
     }
 }

@@ -2,28 +2,28 @@
 //! over the configured cap, pathological nesting. Each gets its code in the common answer
 //! shape (checked by the harness), and the server keeps serving afterwards.
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 /// A body that registers `user` and nothing else.
 fn register_body(user: &str) -> String {
     format!(r#"{{"UserInfo":[{{"UserId":"{user}"}}]}}"#)
 }
 
-async fn post(server: &TestServer, action: &str, body: impl Into<Vec<u8>>) -> serde_json::Value {
+async fn post(server: &Server, action: &str, body: impl Into<Vec<u8>>) -> serde_json::Value {
     server.raw(&server.signed(action).query(), Some(body.into())).await
 }
 
 /// The server still answers a normal call.
-async fn assert_still_serving(server: &TestServer) {
+async fn assert_still_serving(server: &Server) {
     let answer = server.call("QueryUserInfos", Some(r#"{"UserIds":["anyone"]}"#)).await;
     assert_code(&answer, SUCCESS);
 }
 
 #[tokio::test]
 async fn an_unknown_action_answers_100000007() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     for action in ["SendPeerMessage", "DeleteEverything", "sendmessagetoallusers", "UserRegister "] {
         assert_code_for(&server.call(action, Some("{}")).await, ACTION_UNSUPPORTED, action);
     }
@@ -31,14 +31,14 @@ async fn an_unknown_action_answers_100000007() {
 
 #[tokio::test]
 async fn an_unknown_action_is_only_named_after_the_signature_is_checked() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let params = server.signed("SendPeerMessage").set("Signature", &"0".repeat(32));
     assert_code(&server.raw(&params.query(), None).await, SIGNATURE_INVALID);
 }
 
 #[tokio::test]
 async fn malformed_json_answers_660000002() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     for body in [
         "",
         "   \n",
@@ -57,7 +57,7 @@ async fn malformed_json_answers_660000002() {
 
 #[tokio::test]
 async fn a_body_that_is_not_an_object_answers_660000002() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     for action in ["UserRegister", "QueryUserInfos", "ModifyUserInfo", "SendMessageToAllUsers"] {
         for body in ["[]", "null", "42", "\"text\"", "true"] {
             assert_code_for(&post(&server, action, body).await, PARAM_ERROR, &format!("{action} {body}"));
@@ -67,7 +67,7 @@ async fn a_body_that_is_not_an_object_answers_660000002() {
 
 #[tokio::test]
 async fn wrong_json_types_answer_660000002() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     server.register(&["alice"]).await;
     for (action, body) in [
         ("UserRegister", r#"{"UserInfo":{"UserId":"a"}}"#),
@@ -84,7 +84,7 @@ async fn wrong_json_types_answer_660000002() {
 
 #[tokio::test]
 async fn a_non_utf8_body_answers_660000002() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let mut latin1 = br#"{"UserInfo":[{"UserId":"jos"#.to_vec();
     latin1.extend_from_slice(b"\xe9\"}]}");
     for body in [latin1, b"\xff\xfe{}".to_vec(), vec![0x80; 64]] {
@@ -95,7 +95,7 @@ async fn a_non_utf8_body_answers_660000002() {
 
 #[tokio::test]
 async fn a_query_that_is_not_utf8_or_badly_escaped_is_refused() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let good = server.signed("QueryUserOnlineState").query();
     for bad in [format!("{good}&UserId[]=%FF"), format!("{good}&UserId[]=%zz"), format!("{good}&UserId[]=%")] {
         let answer = server.raw(&bad, None).await;
@@ -105,7 +105,7 @@ async fn a_query_that_is_not_utf8_or_badly_escaped_is_refused() {
 
 #[tokio::test]
 async fn a_body_over_the_configured_cap_answers_100000012() {
-    let server = TestServer::start_with(&format!("[api]\nmax_body_bytes = 4096\n{}", default_app())).await;
+    let server = Server::start_with(&format!("[api]\nmax_body_bytes = 4096\n{}", default_app())).await;
     // Exactly at the cap: read and served (whitespace pads the JSON to 4096 bytes).
     let body = register_body("fits");
     let at_cap = format!("{body}{}", " ".repeat(4096 - body.len()));
@@ -122,7 +122,7 @@ async fn a_body_over_the_configured_cap_answers_100000012() {
 
 #[tokio::test]
 async fn the_default_body_cap_is_256_kib() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let body = register_body("big");
     let at_cap = format!("{body}{}", " ".repeat(256 * 1024 - body.len()));
     assert_code(&post(&server, "UserRegister", at_cap).await, SUCCESS);
@@ -131,7 +131,7 @@ async fn the_default_body_cap_is_256_kib() {
 
 #[tokio::test]
 async fn deep_nesting_answers_660000002_without_crashing() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let arrays = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
     let objects = |n: usize| format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
     let cases = [
@@ -156,7 +156,7 @@ async fn deep_nesting_answers_660000002_without_crashing() {
 
 #[tokio::test]
 async fn unknown_json_fields_are_ignored() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let body = r#"{"UserInfo":[{"UserId":"alice","Nickname":"A","Age":3}],"Comment":{"x":[1,2,3]},"Extra":null}"#;
     let answer = post(&server, "UserRegister", body).await;
     assert_code(&answer, SUCCESS);
@@ -170,7 +170,7 @@ async fn unknown_json_fields_are_ignored() {
 
 #[tokio::test]
 async fn a_post_action_without_a_body_answers_660000002() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let answer = server.call("UserRegister", None).await;
     assert_code(&answer, PARAM_ERROR);
 }

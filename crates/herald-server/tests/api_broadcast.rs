@@ -2,25 +2,25 @@
 //! check, the 1/s and 100/24 h rate windows (on a ManualClock, across a restart too) and the
 //! per-app switch. Between accepted calls the clock moves on by a second, never by sleeping.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 
 const SEND: &str = "SendMessageToAllUsers";
 const SENDER: &str = "announcer";
 
-async fn server() -> TestServer {
+async fn server() -> Server {
     server_with(&default_app()).await
 }
 
-async fn server_with(tail: &str) -> TestServer {
-    let server = TestServer::start_with(tail).await;
+async fn server_with(tail: &str) -> Server {
+    let server = Server::start_with(tail).await;
     server.register(&[SENDER]).await;
     server
 }
 
-async fn send(server: &TestServer, body: &Value) -> Value {
+async fn send(server: &Server, body: &Value) -> Value {
     server.call(SEND, Some(&body.to_string())).await
 }
 
@@ -64,7 +64,7 @@ fn media(message_type: u32) -> Value {
 
 /// Sends each `(case, body)` and asserts it answers `expected`. Refusals use no rate slot, so
 /// the clock does not need to move between them.
-async fn assert_each(server: &TestServer, expected: u64, cases: &[(&str, Value)]) {
+async fn assert_each(server: &Server, expected: u64, cases: &[(&str, Value)]) {
     for (case, body) in cases {
         assert_code_for(&send(server, body).await, expected, case);
     }
@@ -337,9 +337,9 @@ async fn concurrent_calls_in_one_second_are_accepted_exactly_once() {
 }
 
 /// Call #1 at T0, calls #2..=#100 an hour later, one second apart.
-async fn use_up_the_day(server: &TestServer) {
+async fn use_up_the_day(server: &Server) {
     assert_code_for(&send(server, &text("call 1")).await, SUCCESS, "call 1");
-    server.clock.set_ms(T0_MS + 3_600 * SECOND_MS);
+    server.set_ms(T0_MS + 3_600 * SECOND_MS);
     for i in 2..=100 {
         server.advance_ms(SECOND_MS);
         assert_code_for(&send(server, &text(&format!("call {i}"))).await, SUCCESS, &format!("call {i}"));
@@ -353,10 +353,10 @@ async fn at_most_100_calls_in_a_rolling_24_hours() {
     server.advance_ms(SECOND_MS);
     assert_code_for(&send(&server, &text("call 101")).await, BROADCAST_FREQUENCY, "call 101");
     // Not a calendar day: still refused until 24 h after call #1...
-    server.clock.set_ms(T0_MS + DAY_MS - 1);
+    server.set_ms(T0_MS + DAY_MS - 1);
     assert_code_for(&send(&server, &text("just before")).await, BROADCAST_FREQUENCY, "24 h - 1 ms after call 1");
     // ...then exactly one slot, call #1's, is free again.
-    server.clock.set_ms(T0_MS + DAY_MS + SECOND_MS);
+    server.set_ms(T0_MS + DAY_MS + SECOND_MS);
     assert_code_for(&send(&server, &text("after")).await, SUCCESS, "24 h + 1 s after call 1");
     server.advance_ms(SECOND_MS);
     assert_code_for(
@@ -373,7 +373,7 @@ async fn the_24_hour_window_survives_a_restart() {
     server.restart().await;
     server.advance_ms(SECOND_MS);
     assert_code_for(&send(&server, &text("call 101")).await, BROADCAST_FREQUENCY, "call 101 after the restart");
-    server.clock.set_ms(T0_MS + DAY_MS + SECOND_MS);
+    server.set_ms(T0_MS + DAY_MS + SECOND_MS);
     assert_code_for(&send(&server, &text("after")).await, SUCCESS, "24 h + 1 s after call 1");
 }
 

@@ -1,10 +1,10 @@
 //! The user actions (spec §4): UserRegister, QueryUserInfos, ModifyUserInfo and
 //! QueryUserOnlineState, their happy paths, their per-user ErrorLists and their limits.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 
 /// `{"UserInfo":[{"UserId":...},...]}` for `n` distinct users.
 fn many_users(n: usize) -> String {
@@ -24,13 +24,13 @@ fn errors(answer: &Value) -> Vec<(String, u64)> {
         .collect()
 }
 
-async fn query_infos(server: &TestServer, ids: &[&str]) -> Value {
+async fn query_infos(server: &Server, ids: &[&str]) -> Value {
     server.call("QueryUserInfos", Some(&json!({ "UserIds": ids }).to_string())).await
 }
 
 #[tokio::test]
 async fn registered_users_can_be_queried() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let body = json!({"UserInfo": [
         {"UserId": "alice", "UserName": "Alice", "UserAvatar": "https://example.com/a.png"},
         {"UserId": "bob"},
@@ -53,7 +53,7 @@ async fn registered_users_can_be_queried() {
 
 #[tokio::test]
 async fn register_partial_failure_keeps_code_0_and_lists_each_failed_user() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     server.register(&["taken"]).await;
     let long_id = "x".repeat(33);
     let body = json!({"UserInfo": [
@@ -85,7 +85,7 @@ async fn register_partial_failure_keeps_code_0_and_lists_each_failed_user() {
 
 #[tokio::test]
 async fn register_where_every_user_fails_answers_a_non_zero_code_with_the_error_list() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     server.register(&["a", "b"]).await;
 
     let answer = server.call("UserRegister", Some(r#"{"UserInfo":[{"UserId":"a"},{"UserId":"b"}]}"#)).await;
@@ -101,7 +101,7 @@ async fn register_where_every_user_fails_answers_a_non_zero_code_with_the_error_
 
 #[tokio::test]
 async fn register_takes_at_most_100_users_per_call() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let answer = server.call("UserRegister", Some(&many_users(101))).await;
     assert_code(&answer, TOO_MANY_USERS);
     // Nothing was registered by the refused call.
@@ -113,7 +113,7 @@ async fn register_takes_at_most_100_users_per_call() {
 
 #[tokio::test]
 async fn register_refuses_a_wrong_shape_as_a_whole() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     for body in [
         r#"{}"#,
         r#"{"UserInfo":[]}"#,
@@ -133,7 +133,7 @@ async fn register_refuses_a_wrong_shape_as_a_whole() {
 
 #[tokio::test]
 async fn query_user_infos_lists_unknown_users_in_the_error_list() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     server.register(&["alice"]).await;
     let answer = query_infos(&server, &["ghost", "alice"]).await;
     assert_code(&answer, SUCCESS);
@@ -146,7 +146,7 @@ async fn query_user_infos_lists_unknown_users_in_the_error_list() {
 
 #[tokio::test]
 async fn query_user_infos_limits() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let ids: Vec<String> = (0..101).map(|i| format!("user{i}")).collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     assert_code(&query_infos(&server, &ids).await, TOO_MANY_USERS);
@@ -161,7 +161,7 @@ async fn query_user_infos_limits() {
 
 #[tokio::test]
 async fn modify_user_info_changes_only_the_given_fields() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let body = json!({"UserInfo": [{"UserId": "alice", "UserName": "Alice", "UserAvatar": "https://a"}]});
     assert_code(&server.call("UserRegister", Some(&body.to_string())).await, SUCCESS);
 
@@ -186,7 +186,7 @@ async fn modify_user_info_changes_only_the_given_fields() {
 
 #[tokio::test]
 async fn modify_user_info_partial_and_total_failure() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     server.register(&["alice"]).await;
     let body = json!({"UserInfo": [
         {"UserId": "ghost", "UserName": "Boo"},
@@ -218,7 +218,7 @@ async fn modify_user_info_partial_and_total_failure() {
 
 #[tokio::test]
 async fn modify_user_info_limits_and_shape() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     assert_code(&server.call("ModifyUserInfo", Some(&many_users(101))).await, TOO_MANY_USERS);
     for body in [r#"{}"#, r#"{"UserInfo":[]}"#, r#"{"UserInfo":[{"UserId":"a","Extra":{}}]}"#] {
         assert_code_for(&server.call("ModifyUserInfo", Some(body)).await, PARAM_ERROR, body);
@@ -227,7 +227,7 @@ async fn modify_user_info_limits_and_shape() {
 
 #[tokio::test]
 async fn query_user_online_state_reports_registered_users_and_lists_unknown_ones() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     server.register(&["alice", "bob smith"]).await;
     let answer = server
         .call_with_query(
@@ -248,7 +248,7 @@ async fn query_user_online_state_reports_registered_users_and_lists_unknown_ones
 
 #[tokio::test]
 async fn query_user_online_state_limits() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     let ids: Vec<String> = (0..101).map(|i| format!("user{i}")).collect();
     let pairs: Vec<(&str, &str)> = ids.iter().map(|id| ("UserId[]", id.as_str())).collect();
     assert_code(&server.call_with_query("QueryUserOnlineState", &pairs, None).await, TOO_MANY_USERS);

@@ -4,43 +4,11 @@
 //! Every wait on the child is bounded so a server that wrongly starts cannot hang the suite;
 //! the bound is a guard, not a timing assertion.
 
+mod support;
+
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-const HERALD: &str = env!("CARGO_BIN_EXE_herald");
-const GUARD: Duration = Duration::from_secs(60);
-const APP_ID: u32 = 1234567890;
-const SECRET: &str = "fa94dd0f974cf2e293728a526b028271";
-
-/// `herald` with none of the environment overrides leaking in from the caller.
-fn herald(args: &[&str]) -> Command {
-    let mut cmd = Command::new(HERALD);
-    cmd.args(args).env("NO_COLOR", "1").env("RUST_BACKTRACE", "0");
-    for var in [
-        "HERALD_CONFIG",
-        "HERALD_LISTEN",
-        "HERALD_DATA_DIR",
-        "HERALD_LOG",
-        "HERALD_STORE_URL",
-        "HERALD_TLS_CERT",
-        "HERALD_TLS_KEY",
-        "HERALD_SECRET",
-        // `herald call` must reach the local server directly.
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
+use support::{app_toml, herald, run_guarded, HeraldProcess, APP_ID, SECRET};
 
 /// The harmless part of every config: nothing is written outside `dir`, no fixed port.
 fn base_config(dir: &Path) -> String {
@@ -49,28 +17,7 @@ fn base_config(dir: &Path) -> String {
 }
 
 fn app(limits: &str) -> String {
-    format!("[[apps]]\napp_id = {APP_ID}\nserver_secret = \"{SECRET}\"\n[apps.limits]\n{limits}\n")
-}
-
-fn kill(child_id: u32, signal: &str) {
-    let _ = Command::new("kill").arg(signal).arg(child_id.to_string()).status();
-}
-
-/// Runs to completion, killing the child (by its own pid) if it is still running after the guard.
-fn run_guarded(mut cmd: Command) -> Output {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn herald");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(GUARD) {
-        Ok(output) => output.expect("herald ran"),
-        Err(_) => {
-            kill(pid, "-KILL");
-            panic!("herald did not exit: it accepted a config it should have refused");
-        }
-    }
+    app_toml(APP_ID, SECRET, "", limits)
 }
 
 /// `herald serve --config <file with text>`: must exit non-zero naming `key` on stderr.
@@ -148,62 +95,17 @@ fn a_bad_environment_override_is_refused_naming_the_variable() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("HERALD_LISTEN"), "{output:?}");
 }
 
-/// Removes ANSI colour sequences, in case the log is coloured despite NO_COLOR.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Reads the child's stdout until the "serving" log line and returns the address it names.
-fn serving_address(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let line = strip_ansi(&line);
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    match rx.recv_timeout(GUARD) {
-        Ok(addr) => addr,
-        Err(_) => {
-            kill(child.id(), "-KILL");
-            panic!("herald serve never logged the address it serves on");
-        }
-    }
-}
-
 #[test]
 fn a_good_config_serves_signed_calls_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("good.toml");
     std::fs::write(&path, format!("log = \"info\"\n{}{}", base_config(dir.path()), app(""))).unwrap();
-    let mut child = herald(&["serve", "--config", path.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn herald serve");
-    let addr = serving_address(&mut child);
+    let server = HeraldProcess::serve(&path);
 
     // `herald call` signs with the wall clock, as the server under test checks it.
     let body = r#"{"UserInfo":[{"UserId":"cli-user"}]}"#;
     let app_id = APP_ID.to_string();
-    let url = format!("http://{addr}");
+    let url = format!("http://{}", server.addr);
     let args = ["call", "--url", &url, "--app-id", &app_id, "--secret", SECRET, "UserRegister", body];
     let output = run_guarded(herald(&args));
     let answer: Value = serde_json::from_slice(&output.stdout)
@@ -211,15 +113,5 @@ fn a_good_config_serves_signed_calls_until_sigterm() {
     assert_eq!(answer["Code"], 0, "{answer}");
     assert_eq!(answer["ErrorList"], serde_json::json!([]), "{answer}");
 
-    kill(child.id(), "-TERM");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = rx.recv_timeout(GUARD).unwrap_or_else(|_| {
-        kill(pid, "-KILL");
-        panic!("herald serve did not stop on SIGTERM");
-    });
-    assert!(status.expect("wait").success(), "herald serve should exit 0 after SIGTERM");
+    assert!(server.terminate().success(), "herald serve should exit 0 after SIGTERM");
 }

@@ -3,13 +3,14 @@
 //! just drop their connection) in a loop on other tasks. Afterwards the hub holds exactly the
 //! stable sessions: no session leaked by the churn.
 
-mod fo_common;
+mod support;
 
-use fo_common::*;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use herald_proto::token04::Mode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use support::*;
 use tokio_util::sync::CancellationToken;
 
 const STABLE: usize = 200;
@@ -51,14 +52,14 @@ async fn churn(addr: std::net::SocketAddr, user: String, token: String, stats: A
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broadcast_racing_with_logins_and_logouts_loses_nobody_online_throughout() {
-    let server = FoServer::start().await;
+    let server = Server::builder().wall_clock().unthrottled().start().await;
     let addr = server.addr;
 
     let mut stable: Vec<WsClient> = Vec::with_capacity(STABLE);
     let mut logins: FuturesUnordered<_> = (0..STABLE)
         .map(|i| {
             let user = format!("stable-{i:03}");
-            let token = server.token(&user);
+            let token = server.token_with(&user, HOUR_S, Mode::Gcm);
             async move { WsClient::try_login(addr, &user, &token, &format!("{user}-dev"), SDK_OK).await }
         })
         .collect();
@@ -74,7 +75,7 @@ async fn a_broadcast_racing_with_logins_and_logouts_loses_nobody_online_througho
     let churners: Vec<_> = (0..CHURNING)
         .map(|i| {
             let user = format!("churn-{i:03}");
-            let token = server.token(&user);
+            let token = server.token_with(&user, HOUR_S, Mode::Gcm);
             tokio::spawn(churn(addr, user, token, stats.clone(), stop.clone()))
         })
         .collect();

@@ -3,14 +3,15 @@
 //! when `PushType` is 2 (offline push only), always when it is 1.
 //!
 //! "Did not get it" is proved without sleeping: once `broadcasts_done()` counts the broadcast,
-//! the frames before the answer to a new `ping` are all that session got (see fo_common).
+//! the frames before the answer to a new `ping` are all that session got (see support/ws.rs).
 
-mod fo_common;
+mod support;
 
-use fo_common::*;
-use herald_sdk::{Client, ClientConfig, Event};
+use herald_proto::token04::Mode;
+use herald_sdk::{Client, ClientConfig};
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use support::*;
 
 /// Asserts `got` holds exactly one broadcast, the text message `text` from the sender; returns it.
 #[track_caller]
@@ -26,7 +27,7 @@ fn one_text(who: &str, got: &[Value], text: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_session_of_every_user_gets_it_once_the_senders_two_devices_included() {
-    let server = FoServer::start().await;
+    let server = Server::builder().wall_clock().unthrottled().start().await;
     let mut alice = WsClient::user(&server, "alice").await;
     let mut bob = WsClient::user(&server, "bob").await;
     // Carol on two devices as well, with two different (accepted) SDK versions.
@@ -36,7 +37,7 @@ async fn every_session_of_every_user_gets_it_once_the_senders_two_devices_includ
     let mut admin_phone = WsClient::login(&server, SENDER, "admin-phone", SDK_OK).await;
     let mut admin_desk = WsClient::login(&server, SENDER, "admin-desk", SDK_OK).await;
     // And one real SDK client.
-    let sdk_config = ClientConfig::new([server.url()], APP_ID, "dave", server.token("dave"));
+    let sdk_config = ClientConfig::new([server.url()], APP_ID, "dave", server.token_with("dave", HOUR_S, Mode::Gcm));
     let (_dave, mut dave_events) = Client::login(sdk_config).await.expect("the SDK logs in");
     server.wait_sessions(7).await;
 
@@ -56,16 +57,7 @@ async fn every_session_of_every_user_gets_it_once_the_senders_two_devices_includ
         ids.insert(message_id(&m));
     }
     assert_eq!(ids.len(), 1, "every session gets the same message (one messageID): {ids:?}");
-    let dave_got = tokio::time::timeout(PATIENCE, async {
-        loop {
-            match dave_events.next().await.expect("the SDK's event stream goes on") {
-                Event::BroadcastMessageReceived(m) => return m,
-                _ => continue,
-            }
-        }
-    })
-    .await
-    .expect("the SDK client gets the broadcast");
+    let dave_got = next_broadcast(&mut dave_events).await;
     assert_eq!(dave_got.message, "to everyone");
     assert_eq!(dave_got.sender_user_id, SENDER);
     assert!(ids.contains(&dave_got.message_id.parse::<u64>().expect("decimal id")), "{dave_got:?}");
@@ -82,7 +74,7 @@ async fn every_session_of_every_user_gets_it_once_the_senders_two_devices_includ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_older_than_sdk_2_10_gets_nothing_and_2_10_gets_it() {
-    let server = FoServer::start().await;
+    let server = Server::builder().wall_clock().unthrottled().start().await;
     let mut old = WsClient::login(&server, "old", "old-dev", "2.9.0").await;
     let mut new = WsClient::login(&server, "new", "new-dev", "2.10.0").await;
     // One user with an old and a new device: only the new device gets it.
@@ -102,12 +94,12 @@ async fn a_session_older_than_sdk_2_10_gets_nothing_and_2_10_gets_it() {
     }
     // The old sessions were never closed for it: they still answer and are still online.
     assert!(server.online("old").await);
-    assert_eq!(server.hub().session_count(), 4);
+    assert_eq!(server.session_count(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_type_2_skips_online_sessions_and_push_type_1_reaches_them() {
-    let server = FoServer::start().await;
+    let server = Server::builder().wall_clock().unthrottled().start().await;
     let mut a = WsClient::user(&server, "a").await;
     let mut b = WsClient::login(&server, "b", "b-1", SDK_OK).await;
     let mut b2 = WsClient::login(&server, "b", "b-2", SDK_OK).await;

@@ -2,12 +2,13 @@
 //! JSON object string) and custom messages (200 with a `SubMsgType`) come through intact, with
 //! every ZIMMessage field of docs/protocol.md, on a raw socket and through the SDK.
 
-mod fo_common;
+mod support;
 
-use fo_common::*;
-use herald_sdk::{Client, ClientConfig, Event, ZimMessage};
+use herald_proto::token04::Mode;
+use herald_sdk::{Client, ClientConfig, ZimMessage};
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use support::*;
 
 /// A broadcast to send and what its ZIMMessage must say.
 struct Case {
@@ -79,9 +80,10 @@ fn body(c: &Case) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_and_custom_messages_arrive_intact_with_every_zim_message_field() {
-    let server = FoServer::start_with("", "message_max_bytes = 32768").await;
+    let server = Server::builder().wall_clock().unthrottled().start().await;
     let mut raw = WsClient::user(&server, "viewer").await;
-    let sdk_config = ClientConfig::new([server.url()], APP_ID, "sdk-viewer", server.token("sdk-viewer"));
+    let sdk_config =
+        ClientConfig::new([server.url()], APP_ID, "sdk-viewer", server.token_with("sdk-viewer", HOUR_S, Mode::Gcm));
     let (_sdk, mut sdk_events) = Client::login(sdk_config).await.expect("the SDK logs in");
     server.wait_sessions(2).await;
 
@@ -89,9 +91,9 @@ async fn media_and_custom_messages_arrive_intact_with_every_zim_message_field() 
     let mut ids = HashSet::new();
     let mut raw_messages = Vec::new();
     for (i, c) in cases.iter().enumerate() {
-        let before_ms = now_ms();
+        let before_ms = server.now_ms();
         server.broadcast(body(c)).await;
-        let after_ms = now_ms();
+        let after_ms = server.now_ms();
         server.wait_broadcasts_done(i as u64 + 1).await;
         let got = raw.broadcasts().await;
         assert_eq!(got.len(), 1, "type {}: exactly one broadcast: {got:?}", c.message_type);
@@ -125,16 +127,7 @@ async fn media_and_custom_messages_arrive_intact_with_every_zim_message_field() 
 
     // The SDK presents the same messages, field for field.
     for (c, raw_m) in cases.iter().zip(&raw_messages) {
-        let m: ZimMessage = tokio::time::timeout(PATIENCE, async {
-            loop {
-                match sdk_events.next().await.expect("the SDK's event stream goes on") {
-                    Event::BroadcastMessageReceived(m) => return m,
-                    _ => continue,
-                }
-            }
-        })
-        .await
-        .expect("the SDK client gets every broadcast");
+        let m: ZimMessage = next_broadcast(&mut sdk_events).await;
         assert_eq!(m.message_id, raw_m["messageID"].as_str().unwrap(), "same broadcast, same id");
         assert_eq!(m.sender_user_id, SENDER);
         assert_eq!(m.timestamp, raw_m["timestamp"].as_i64().unwrap());
@@ -148,7 +141,7 @@ async fn media_and_custom_messages_arrive_intact_with_every_zim_message_field() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_ids_are_unique_across_many_broadcasts() {
-    let server = FoServer::start().await;
+    let server = Server::builder().wall_clock().unthrottled().start().await;
     let mut c = WsClient::user(&server, "counter").await;
     server.wait_sessions(1).await;
     const N: u64 = 50;

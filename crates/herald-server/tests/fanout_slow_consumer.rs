@@ -9,12 +9,13 @@
 //! stalled client ever falls behind. No timing assertions: waits are bounded only so that a
 //! broken server fails instead of hanging.
 
-mod fo_common;
+mod support;
 
-use fo_common::*;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use herald_proto::token04::Mode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_util::sync::CancellationToken;
@@ -88,7 +89,7 @@ async fn read_broadcasts(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stalled_client_is_closed_while_a_thousand_others_get_every_message_in_order() {
-    let server = FoServer::start_with("outbox_frames = 4", "message_max_bytes = 32768").await;
+    let server = Server::builder().wall_clock().unthrottled().gateway("outbox_frames = 4").start().await;
     let addr = server.addr;
 
     // The stalled client first: upgrade and login done by hand on a tiny receive buffer.
@@ -96,9 +97,10 @@ async fn a_stalled_client_is_closed_while_a_thousand_others_get_every_message_in
     let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), MaybeTlsStream::Plain(stream))
         .await
         .expect("upgrade");
-    let stalled = WsClient::log_in_on(ws, "stalled", &server.token("stalled"), "stalled-dev", SDK_OK)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let stalled =
+        WsClient::log_in_on(ws, "stalled", &server.token_with("stalled", HOUR_S, Mode::Gcm), "stalled-dev", SDK_OK)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     assert!(server.online("stalled").await);
 
     // A thousand normal clients, logging in 100 at a time.
@@ -109,7 +111,7 @@ async fn a_stalled_client_is_closed_while_a_thousand_others_get_every_message_in
             .iter()
             .map(|i| {
                 let user = format!("n{i:04}");
-                let token = server.token(&user);
+                let token = server.token_with(&user, HOUR_S, Mode::Gcm);
                 async move { WsClient::try_login(addr, &user, &token, &format!("{user}-dev"), SDK_OK).await }
             })
             .collect();
@@ -167,11 +169,10 @@ async fn a_stalled_client_is_closed_while_a_thousand_others_get_every_message_in
     // The stalled client is gone from the hub; every normal one is still there.
     assert!(!server.online("stalled").await);
     server.wait_sessions(NORMAL).await;
-    let gateway = server.running.gateway.clone();
     wait_for_with(
         "the stalled client's connection to end",
-        || gateway.connections() == NORMAL,
-        || format!("{} connections", gateway.connections()),
+        || server.connections() == NORMAL,
+        || format!("{} connections", server.connections()),
     )
     .await;
 
@@ -241,17 +242,18 @@ async fn a_stalled_client_is_closed_while_a_thousand_others_get_every_message_in
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_that_keeps_draining_is_not_closed_as_stalled() {
     const COUNT: usize = 100;
-    let server = FoServer::start_with(
-        "outbox_frames = 10000\noutbox_bytes = 67108864\nwrite_stall_timeout_ms = 1500",
-        "message_max_bytes = 32768",
-    )
-    .await;
+    let server = Server::builder()
+        .wall_clock()
+        .unthrottled()
+        .gateway("outbox_frames = 10000\noutbox_bytes = 67108864\nwrite_stall_timeout_ms = 1500")
+        .start()
+        .await;
     let addr = server.addr;
     let stream = tiny_buffer_stream(addr).await;
     let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), MaybeTlsStream::Plain(stream))
         .await
         .expect("upgrade");
-    let mut slow = WsClient::log_in_on(ws, "slow", &server.token("slow"), "slow-dev", SDK_OK)
+    let mut slow = WsClient::log_in_on(ws, "slow", &server.token_with("slow", HOUR_S, Mode::Gcm), "slow-dev", SDK_OK)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut fast = WsClient::user(&server, "fast").await;

@@ -1,25 +1,25 @@
 //! What the gateway does with clients that break the protocol: each case ends with the close
 //! code docs/protocol.md gives it and, where the protocol says so, an `error` frame first.
 
-mod gw_common;
+mod support;
 
 use futures_util::SinkExt;
-use gw_common::*;
 use serde_json::json;
+use support::*;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn garbage_text_is_closed_with_4500_after_error_6000001() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     for garbage in ["not json at all", "{\"t\":", "[]", "42", "{}"] {
         // Before login…
-        let mut raw = Raw::connect(&server).await;
+        let mut raw = WsClient::connect(&server).await;
         raw.send_text(garbage).await;
         raw.closed().await.assert(C_BAD_FRAME, E_BAD_FRAME);
         // …and after.
-        let (mut raw, _) = Raw::logged_in(&server, "alice").await;
+        let (mut raw, _) = WsClient::logged_in(&server, "alice").await;
         raw.send_text(garbage).await;
         let closed = raw.closed().await;
         closed.assert(C_BAD_FRAME, E_BAD_FRAME);
@@ -30,7 +30,7 @@ async fn garbage_text_is_closed_with_4500_after_error_6000001() {
 
 #[tokio::test]
 async fn unknown_frame_types_and_wrong_field_types_are_malformed() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     for frame in [
         json!({"t": "dance", "id": 1}),
         json!({"t": "ping", "id": "one"}),
@@ -38,7 +38,7 @@ async fn unknown_frame_types_and_wrong_field_types_are_malformed() {
         json!({"t": "set_push_id", "id": 2, "push_id": 5, "provider": "fcm"}),
         json!({"id": 3}),
     ] {
-        let (mut raw, _) = Raw::logged_in(&server, "alice").await;
+        let (mut raw, _) = WsClient::logged_in(&server, "alice").await;
         raw.send_json(frame.clone()).await;
         let closed = raw.closed().await;
         assert_eq!(closed.code, C_BAD_FRAME, "{frame}: {closed:?}");
@@ -48,20 +48,20 @@ async fn unknown_frame_types_and_wrong_field_types_are_malformed() {
 
 #[tokio::test]
 async fn a_binary_message_is_closed_with_4500() {
-    let server = GwServer::start().await;
-    let (mut raw, _) = Raw::logged_in(&server, "alice").await;
+    let server = Server::unthrottled().await;
+    let (mut raw, _) = WsClient::logged_in(&server, "alice").await;
     raw.send_binary(br#"{"t":"ping","id":1}"#.to_vec()).await;
     raw.closed().await.assert(C_BAD_FRAME, E_BAD_FRAME);
 
-    let mut raw = Raw::connect(&server).await;
+    let mut raw = WsClient::connect(&server).await;
     raw.send_binary(vec![0, 1, 2, 3]).await;
     assert_eq!(raw.closed().await.code, C_BAD_FRAME, "before login too");
 }
 
 #[tokio::test]
 async fn a_text_message_that_is_not_utf8_is_closed_with_4500() {
-    let server = GwServer::start().await;
-    let (mut raw, _) = Raw::logged_in(&server, "alice").await;
+    let server = Server::unthrottled().await;
+    let (mut raw, _) = WsClient::logged_in(&server, "alice").await;
     let frame = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
     raw.ws.send(Message::Frame(frame)).await.unwrap();
     assert_eq!(raw.closed().await.code, C_BAD_FRAME);
@@ -77,8 +77,8 @@ fn padded_ping(id: u64, len: usize) -> String {
 
 #[tokio::test]
 async fn messages_above_max_client_frame_bytes_are_closed_with_4505() {
-    let server = GwServer::start_with("max_client_frame_bytes = 1024").await;
-    let (mut raw, _) = Raw::logged_in(&server, "alice").await;
+    let server = Server::unthrottled_with("max_client_frame_bytes = 1024").await;
+    let (mut raw, _) = WsClient::logged_in(&server, "alice").await;
     // At the cap: accepted.
     raw.send_text(padded_ping(5, 1024)).await;
     assert_eq!(raw.frame().await, json!({"t": "pong", "id": 5}));
@@ -90,16 +90,16 @@ async fn messages_above_max_client_frame_bytes_are_closed_with_4505() {
     server.wait_presence("alice", false).await;
 
     // Before login as well, whatever the content.
-    let mut raw = Raw::connect(&server).await;
+    let mut raw = WsClient::connect(&server).await;
     raw.send_text("x".repeat(64 * 1024)).await;
     assert_eq!(raw.closed().await.code, C_TOO_LARGE);
 }
 
 #[tokio::test]
 async fn fragmented_messages_are_reassembled_up_to_the_cap() {
-    let server = GwServer::start_with("max_client_frame_bytes = 1024").await;
+    let server = Server::unthrottled_with("max_client_frame_bytes = 1024").await;
     // A fragmented login works.
-    let mut raw = Raw::connect(&server).await;
+    let mut raw = WsClient::connect(&server).await;
     let login = raw.login_frame(APP_ID, "alice", &server.token("alice", HOUR_S)).to_string();
     raw.send_fragmented(&login, 50).await;
     assert_eq!(raw.frame().await["t"], "login_ok");
@@ -112,14 +112,14 @@ async fn fragmented_messages_are_reassembled_up_to_the_cap() {
 
 #[tokio::test]
 async fn frames_before_login_are_closed_with_4503() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     for frame in [
         json!({"t": "ping", "id": 1}),
         json!({"t": "set_push_id", "id": 2, "push_id": "p", "provider": "fcm"}),
         json!({"t": "renew_token", "id": 3, "token": server.token("alice", HOUR_S)}),
         json!({"t": "logout", "id": 4}),
     ] {
-        let mut raw = Raw::connect(&server).await;
+        let mut raw = WsClient::connect(&server).await;
         raw.send_json(frame.clone()).await;
         let closed = raw.closed().await;
         assert_eq!(closed.code, C_NOT_LOGGED_IN, "{frame}: {closed:?}");
@@ -132,8 +132,8 @@ async fn frames_before_login_are_closed_with_4503() {
 #[tokio::test]
 async fn a_flood_above_client_frames_per_second_is_closed_with_4005() {
     // 5 frames per second, bursts of 10.
-    let server = GwServer::start_with("client_frames_per_second = 5").await;
-    let (mut raw, _) = Raw::logged_in(&server, "alice").await;
+    let server = Server::unthrottled_with("client_frames_per_second = 5").await;
+    let (mut raw, _) = WsClient::logged_in(&server, "alice").await;
     for id in 100..140 {
         raw.ws.feed(Message::text(json!({"t": "ping", "id": id}).to_string())).await.unwrap();
     }
@@ -148,8 +148,8 @@ async fn a_flood_above_client_frames_per_second_is_closed_with_4005() {
 
 #[tokio::test]
 async fn a_burst_within_the_allowance_is_served() {
-    let server = GwServer::start_with("client_frames_per_second = 5").await;
-    let (mut raw, _) = Raw::logged_in(&server, "alice").await;
+    let server = Server::unthrottled_with("client_frames_per_second = 5").await;
+    let (mut raw, _) = WsClient::logged_in(&server, "alice").await;
     // The login took one of the 10; eight more fit.
     for id in 0..8 {
         raw.ws.feed(Message::text(json!({"t": "ping", "id": id}).to_string())).await.unwrap();

@@ -2,19 +2,19 @@
 //! SDKs from 2.10.0 on, and a slow reader is cut off (4002) without holding up the others.
 //! Also: logout removes only its own device's push binding.
 
-mod gw_common;
+mod support;
 
 use futures_util::StreamExt;
-use gw_common::*;
 use serde_json::json;
+use support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::MaybeTlsStream;
 
 #[tokio::test]
 async fn a_broadcast_arrives_as_a_zim_message() {
-    let server = GwServer::start().await;
-    let (mut raw, _) = Raw::logged_in(&server, "alice").await;
-    server.broadcast("hello").await;
+    let server = Server::unthrottled().await;
+    let (mut raw, _) = WsClient::logged_in(&server, "alice").await;
+    server.broadcast_text("hello").await;
     let text = raw.text().await;
     assert!(text.starts_with(r#"{"t":"bcast","msg":{"#), "`t` comes first: {text}");
     let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -32,10 +32,10 @@ async fn a_broadcast_arrives_as_a_zim_message() {
 
 #[tokio::test]
 async fn sdks_older_than_2_10_do_not_receive_broadcasts() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let mut sessions = Vec::new();
     for (user, version) in [("old", "2.9.9"), ("new", "2.10.0"), ("short", "2.10")] {
-        let mut raw = Raw::connect(&server).await;
+        let mut raw = WsClient::connect(&server).await;
         let mut login = raw.login_frame(APP_ID, user, &server.token(user, HOUR_S));
         login["sdk_version"] = json!(version);
         let (raw, ok) = raw.with_login(login).await;
@@ -54,10 +54,10 @@ async fn sdks_older_than_2_10_do_not_receive_broadcasts() {
 
 #[tokio::test]
 async fn logout_removes_only_its_own_devices_push_binding() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let mut devices = Vec::new();
     for device in ["phone", "tablet"] {
-        let mut raw = Raw::connect(&server).await;
+        let mut raw = WsClient::connect(&server).await;
         let mut login = raw.login_frame(APP_ID, "gina", &server.token("gina", HOUR_S));
         login["device_id"] = json!(device);
         let (mut raw, ok) = raw.with_login(login).await;
@@ -79,15 +79,15 @@ async fn logout_removes_only_its_own_devices_push_binding() {
 
 #[tokio::test]
 async fn a_slow_reader_is_cut_off_without_holding_up_the_others() {
-    let server = GwServer::start_with("outbox_frames = 8\noutbox_bytes = 131072").await;
-    let (mut fast, _) = Raw::logged_in(&server, "fast").await;
+    let server = Server::unthrottled_with("outbox_frames = 8\noutbox_bytes = 131072").await;
+    let (mut fast, _) = WsClient::logged_in(&server, "fast").await;
 
     // A client with a tiny receive buffer that stops reading after login.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(server.addr).await.unwrap();
     let (ws, _) = tokio_tungstenite::client_async(server.url(), MaybeTlsStream::Plain(stream)).await.unwrap();
-    let mut slow = Raw::from_ws(ws);
+    let mut slow = WsClient::from_ws(ws);
     slow.send_login(APP_ID, "slow", &server.token("slow", HOUR_S)).await;
     assert_eq!(slow.frame().await["t"], "login_ok");
 

@@ -2,13 +2,13 @@
 //! binding that outlives a dropped connection and goes with logout, the 4000 close on shutdown,
 //! and an SDK that reconnects to a restarted server and receives broadcasts again.
 
-mod gw_common;
+mod support;
 
 use futures_util::SinkExt;
-use gw_common::*;
 use herald_sdk::{Client, ConnectionEvent, ConnectionState};
 use serde_json::json;
 use std::time::Duration;
+use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
 /// With the clock paused, an idle runtime jumps straight to the next timer, including while
@@ -25,8 +25,8 @@ fn one_ms_ticker() -> tokio::task::JoinHandle<()> {
 #[tokio::test(flavor = "current_thread")]
 async fn a_silent_session_is_closed_with_4001_and_its_user_goes_offline_keeping_the_push_id() {
     // Defaults: heartbeat every 30 s, closed after 90 s of silence.
-    let server = GwServer::start().await;
-    let (mut raw, ok) = Raw::logged_in(&server, "alice").await;
+    let server = Server::unthrottled().await;
+    let (mut raw, ok) = WsClient::logged_in(&server, "alice").await;
     assert_eq!(ok["timeout_ms"], 90_000);
     let ack = raw.request(|id| json!({"t": "set_push_id", "id": id, "push_id": "fcm-1", "provider": "fcm"})).await;
     assert_eq!(ack["t"], "ack", "{ack}");
@@ -50,29 +50,29 @@ async fn a_silent_session_is_closed_with_4001_and_its_user_goes_offline_keeping_
     ticker.abort();
     tokio::time::resume();
 
-    assert_eq!(server.online_state("alice").await, "Offline");
+    assert!(!server.online("alice").await, "QueryUserOnlineState: alice is offline");
     assert_eq!(server.push_bindings("alice").await, vec![("alice-raw".into(), "fcm-1".into(), "fcm".into())]);
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn heartbeat_timeout_follows_the_configured_timeout() {
-    let server = GwServer::start_with("heartbeat_interval_ms = 1000\nheartbeat_timeout_ms = 3000").await;
-    let (mut raw, ok) = Raw::logged_in(&server, "alice").await;
+    let server = Server::unthrottled_with("heartbeat_interval_ms = 1000\nheartbeat_timeout_ms = 3000").await;
+    let (mut raw, ok) = WsClient::logged_in(&server, "alice").await;
     assert_eq!((ok["heartbeat_ms"].as_u64(), ok["timeout_ms"].as_u64()), (Some(1000), Some(3000)));
     tokio::time::pause();
     tokio::time::advance(Duration::from_millis(3_001)).await;
     assert_eq!(raw.closed().await.code, C_HEARTBEAT_TIMEOUT);
     assert!(!server.is_online("alice").await);
     tokio::time::resume();
-    assert_eq!(server.online_state("alice").await, "Offline");
+    assert!(!server.online("alice").await, "QueryUserOnlineState: alice is offline");
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_socket_that_never_logs_in_is_closed_with_4004() {
     // Default login timeout: 10 s.
-    let server = GwServer::start().await;
-    let mut late = Raw::connect(&server).await;
-    let mut punctual = Raw::connect(&server).await;
+    let server = Server::unthrottled().await;
+    let mut late = WsClient::connect(&server).await;
+    let mut punctual = WsClient::connect(&server).await;
     tokio::time::pause();
     let ticker = one_ms_ticker();
     tokio::time::advance(Duration::from_secs(9)).await;
@@ -88,7 +88,7 @@ async fn a_socket_that_never_logs_in_is_closed_with_4004() {
 
 #[tokio::test]
 async fn the_push_binding_outlives_a_dropped_sdk_connection_and_goes_with_logout() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let (client, mut events) = Client::login(sdk_config(&server, "carol")).await.expect("login");
     client.set_push_id("apns-token-1", "apns").await.expect("push id");
     let binding = ("carol-rust".to_string(), "apns-token-1".to_string(), "apns".to_string());
@@ -98,7 +98,7 @@ async fn the_push_binding_outlives_a_dropped_sdk_connection_and_goes_with_logout
     drop(client);
     state_change(&mut events, ConnectionState::Disconnected).await;
     server.wait_presence("carol", false).await;
-    assert_eq!(server.online_state("carol").await, "Offline");
+    assert!(!server.online("carol").await, "QueryUserOnlineState: carol is offline");
     assert_eq!(server.push_bindings("carol").await, vec![binding], "offline with a push ID");
 
     // The same device logs in again and logs out: the binding goes.
@@ -112,8 +112,8 @@ async fn the_push_binding_outlives_a_dropped_sdk_connection_and_goes_with_logout
 
 #[tokio::test]
 async fn the_push_binding_outlives_a_reset_tcp_connection_and_goes_with_a_raw_logout() {
-    let server = GwServer::start().await;
-    let (mut raw, _) = Raw::logged_in(&server, "dave").await;
+    let server = Server::unthrottled().await;
+    let (mut raw, _) = WsClient::logged_in(&server, "dave").await;
     let ack = raw.request(|id| json!({"t": "set_push_id", "id": id, "push_id": "hook-1", "provider": "webhook"})).await;
     assert_eq!(ack["t"], "ack", "{ack}");
     // No close frame, just the TCP connection going away.
@@ -121,7 +121,7 @@ async fn the_push_binding_outlives_a_reset_tcp_connection_and_goes_with_a_raw_lo
     server.wait_presence("dave", false).await;
     assert_eq!(server.push_bindings("dave").await, vec![("dave-raw".into(), "hook-1".into(), "webhook".into())]);
 
-    let (mut raw, _) = Raw::logged_in(&server, "dave").await;
+    let (mut raw, _) = WsClient::logged_in(&server, "dave").await;
     let ack = raw.request(|id| json!({"t": "logout", "id": id})).await;
     assert_eq!(ack, json!({"t": "ack", "id": ack["id"]}));
     assert_eq!(raw.closed().await.code, C_NORMAL);
@@ -131,8 +131,8 @@ async fn the_push_binding_outlives_a_reset_tcp_connection_and_goes_with_a_raw_lo
 
 #[tokio::test]
 async fn set_push_id_refusals_keep_the_session() {
-    let server = GwServer::start().await;
-    let (mut raw, _) = Raw::logged_in(&server, "erin").await;
+    let server = Server::unthrottled().await;
+    let (mut raw, _) = WsClient::logged_in(&server, "erin").await;
     for (case, push_id, provider) in [
         ("unknown provider", "x".to_string(), "carrier-pigeon"),
         ("too long", "p".repeat(513), "fcm"),
@@ -150,12 +150,12 @@ async fn set_push_id_refusals_keep_the_session() {
 
 #[tokio::test]
 async fn shutdown_closes_sessions_with_4000_and_the_sdk_reconnects() {
-    let mut server = GwServer::start().await;
-    let (mut raw, _) = Raw::logged_in(&server, "raw-user").await;
+    let mut server = Server::unthrottled().await;
+    let (mut raw, _) = WsClient::logged_in(&server, "raw-user").await;
     let (client, mut events) = Client::login(sdk_config(&server, "sdk-user")).await.expect("login");
     state_change(&mut events, ConnectionState::Connected).await;
 
-    let mut not_logged_in = Raw::connect(&server).await;
+    let mut not_logged_in = WsClient::connect(&server).await;
 
     server.stop().await;
     let closed = raw.closed().await;
@@ -172,10 +172,10 @@ async fn shutdown_closes_sessions_with_4000_and_the_sdk_reconnects() {
 
 #[tokio::test]
 async fn the_sdk_reconnects_to_a_restarted_server_on_the_same_port_and_gets_broadcasts() {
-    let mut server = GwServer::start().await;
+    let mut server = Server::unthrottled().await;
     let (client, mut events) = Client::login(sdk_config(&server, "frank")).await.expect("login");
     client.set_push_id("fcm-frank", "fcm").await.expect("push id");
-    server.broadcast("before the restart").await;
+    server.broadcast_text("before the restart").await;
     let before = broadcast_received(&mut events, "before the restart").await;
     assert_eq!(before.sender_user_id, "admin");
     assert!(before.is_broadcast_message && before.is_server_message);
@@ -190,7 +190,7 @@ async fn the_sdk_reconnects_to_a_restarted_server_on_the_same_port_and_gets_broa
     assert_eq!(event, ConnectionEvent::Success);
     server.wait_presence("frank", true).await;
 
-    server.broadcast("after the restart").await;
+    server.broadcast_text("after the restart").await;
     let after = broadcast_received(&mut events, "after the restart").await;
     assert_ne!(after.message_id, before.message_id);
     assert_eq!(client.state(), ConnectionState::Connected);

@@ -3,12 +3,12 @@
 //!
 //! No timing assertions: this guards correctness under concurrency, not speed.
 
-mod gw_common;
+mod support;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::SinkExt;
-use gw_common::*;
 use serde_json::{json, Value};
+use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
 const CLIENTS: usize = 2_000;
@@ -53,7 +53,7 @@ async fn next_text(user_id: &str, ws: &mut WsStream) -> Result<Value, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_thousand_concurrent_logins_complete_and_all_get_a_broadcast() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let addr = server.addr;
 
     // One loop drives every client: all connects and logins are in flight at once.
@@ -78,9 +78,8 @@ async fn two_thousand_concurrent_logins_complete_and_all_get_a_broadcast() {
     let ids: std::collections::HashSet<&str> = sessions.iter().map(|(_, _, id)| id.as_str()).collect();
     assert_eq!(ids.len(), CLIENTS, "every session has its own id");
 
-    let hub = &server.running().hub;
-    assert_eq!(hub.session_count(), CLIENTS);
-    assert_eq!(server.running().gateway.connections(), CLIENTS);
+    assert_eq!(server.session_count(), CLIENTS);
+    assert_eq!(server.connections(), CLIENTS);
     for (u, _, _) in &sessions {
         assert!(server.is_online(u).await, "{u}");
     }
@@ -91,7 +90,7 @@ async fn two_thousand_concurrent_logins_complete_and_all_get_a_broadcast() {
     }
 
     // One broadcast, 2,000 deliveries.
-    server.broadcast("hello, everyone").await;
+    server.broadcast_text("hello, everyone").await;
     let mut reads: FuturesUnordered<_> =
         sessions.iter_mut().map(|(u, ws, _)| async move { next_text(u, ws).await.map(|f| (u.clone(), f)) }).collect();
     let mut delivered = 0;
@@ -114,8 +113,8 @@ async fn two_thousand_concurrent_logins_complete_and_all_get_a_broadcast() {
     // Everyone leaves; the hub empties.
     drop(sessions);
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while hub.session_count() > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "{} sessions never left", hub.session_count());
+    while server.session_count() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{} sessions never left", server.session_count());
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(!server.is_online("load-0000").await);

@@ -1,16 +1,15 @@
 //! The WebSocket upgrade at `/ws` (docs/protocol.md, "Transport"): subprotocol negotiation,
 //! requests that are not upgrades, and `gateway.max_connections`.
 
-mod gw_common;
+mod support;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use gw_common::*;
-use std::time::Duration;
+use support::*;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
-async fn upgrade_with_protocols(server: &GwServer, protocols: &str) -> Result<(WsStream, Option<String>), u16> {
+async fn upgrade_with_protocols(server: &Server, protocols: &str) -> Result<(WsStream, Option<String>), u16> {
     let mut request = server.url().into_client_request().unwrap();
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocols).unwrap());
     match tokio_tungstenite::connect_async(request).await {
@@ -34,24 +33,24 @@ async fn upgrade_status(addr: std::net::SocketAddr) -> (u16, Option<WsStream>) {
 
 #[tokio::test]
 async fn the_herald_v1_subprotocol_is_echoed() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let (ws, echoed) = upgrade_with_protocols(&server, "herald.v1").await.expect("accepted");
     assert_eq!(echoed.as_deref(), Some("herald.v1"));
-    let mut raw = Raw::from_ws(ws);
+    let mut raw = WsClient::from_ws(ws);
     raw.send_login(APP_ID, "alice", &server.token("alice", HOUR_S)).await;
     assert_eq!(raw.frame().await["t"], "login_ok");
 }
 
 #[tokio::test]
 async fn a_client_asking_only_for_other_subprotocols_gets_400() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     assert_eq!(upgrade_with_protocols(&server, "herald.v2").await.err(), Some(400));
     assert_eq!(upgrade_with_protocols(&server, "mqtt, wamp").await.err(), Some(400));
 }
 
 #[tokio::test]
 async fn a_plain_get_of_ws_gets_400() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let response = http.get(format!("http://{}/ws", server.addr)).send().await.unwrap();
     assert_eq!(response.status(), 400);
@@ -59,26 +58,25 @@ async fn a_plain_get_of_ws_gets_400() {
 
 #[tokio::test]
 async fn upgrades_past_max_connections_get_503() {
-    let server = GwServer::start_with("max_connections = 3").await;
-    let gateway = &server.running().gateway;
+    let server = Server::unthrottled_with("max_connections = 3").await;
     let mut open = Vec::new();
     for _ in 0..3 {
         let (status, ws) = upgrade_status(server.addr).await;
         assert_eq!(status, 101);
         open.push(ws.unwrap());
     }
-    wait_for(|| gateway.connections() == 3).await;
+    wait_for("3 connections", || server.connections() == 3).await;
     assert_eq!(upgrade_status(server.addr).await.0, 503);
     // Closing one makes room.
     drop(open.pop());
-    wait_for(|| gateway.connections() == 2).await;
+    wait_for("2 connections", || server.connections() == 2).await;
     assert_eq!(upgrade_status(server.addr).await.0, 101);
 }
 
 /// The cap must hold when upgrades arrive together, not only one after another.
 #[tokio::test]
 async fn max_connections_holds_for_concurrent_upgrades() {
-    let server = GwServer::start_with("max_connections = 10").await;
+    let server = Server::unthrottled_with("max_connections = 10").await;
     let mut upgrades: FuturesUnordered<_> = (0..40).map(|_| upgrade_status(server.addr)).collect();
     let mut open = Vec::new();
     let mut refused = 0;
@@ -89,15 +87,6 @@ async fn max_connections_holds_for_concurrent_upgrades() {
             other => panic!("unexpected status {other}"),
         }
     }
-    let gateway = &server.running().gateway;
     assert!(open.len() <= 10, "{} upgrades accepted past max_connections = 10 ({refused} refused)", open.len());
-    wait_for(|| gateway.connections() == open.len()).await;
-}
-
-async fn wait_for(cond: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "condition never held");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for("the accepted connections", || server.connections() == open.len()).await;
 }

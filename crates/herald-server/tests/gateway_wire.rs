@@ -3,11 +3,11 @@
 //! control frames may sit between fragments, and a `login` that arrives in the same TCP write as
 //! the upgrade request is not lost.
 
-mod gw_common;
+mod support;
 
-use gw_common::*;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -82,7 +82,7 @@ impl Wire {
         Wire::open_with(addr, &[]).await
     }
 
-    async fn logged_in(server: &GwServer, user_id: &str) -> Wire {
+    async fn logged_in(server: &Server, user_id: &str) -> Wire {
         let mut wire = Wire::open(server.addr).await;
         wire.send(&fin(TEXT, login(server, user_id).as_bytes())).await;
         assert_eq!(wire.json().await["t"], "login_ok");
@@ -133,7 +133,7 @@ impl Wire {
     }
 }
 
-fn login(server: &GwServer, user_id: &str) -> String {
+fn login(server: &Server, user_id: &str) -> String {
     json!({
         "t": "login", "id": 1, "app_id": APP_ID, "user_id": user_id, "token": server.token(user_id, HOUR_S),
         "sdk_version": "2.18.0", "platform": "linux", "device_id": "wire",
@@ -143,7 +143,7 @@ fn login(server: &GwServer, user_id: &str) -> String {
 
 #[tokio::test]
 async fn a_login_in_the_same_write_as_the_upgrade_request_is_served() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let ping = json!({"t": "ping", "id": 2}).to_string();
     let mut pipelined = fin(TEXT, login(&server, "alice").as_bytes());
     pipelined.extend(fin(TEXT, ping.as_bytes()));
@@ -154,7 +154,7 @@ async fn a_login_in_the_same_write_as_the_upgrade_request_is_served() {
 
 #[tokio::test]
 async fn websocket_pings_are_answered_with_their_payload() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let mut wire = Wire::logged_in(&server, "alice").await;
     wire.send(&fin(PING, b"are you there")).await;
     assert_eq!(wire.next().await, Some((PONG, b"are you there".to_vec())));
@@ -162,7 +162,7 @@ async fn websocket_pings_are_answered_with_their_payload() {
 
 #[tokio::test]
 async fn control_frames_between_fragments_are_served_and_the_message_completes() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let mut wire = Wire::logged_in(&server, "alice").await;
     let text = json!({"t": "ping", "id": 77}).to_string();
     let (a, b) = text.as_bytes().split_at(6);
@@ -176,7 +176,7 @@ async fn control_frames_between_fragments_are_served_and_the_message_completes()
 
 #[tokio::test]
 async fn framing_violations_are_closed_with_4500() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let ping = json!({"t": "ping", "id": 1}).to_string();
     let mut interleaved = frame(0x00, TEXT, b"{\"t\":", true);
     interleaved.extend(fin(TEXT, ping.as_bytes()));
@@ -201,7 +201,7 @@ async fn framing_violations_are_closed_with_4500() {
 
 #[tokio::test]
 async fn a_client_close_is_answered_with_1000_and_keeps_the_push_binding() {
-    let server = GwServer::start().await;
+    let server = Server::unthrottled().await;
     let mut wire = Wire::logged_in(&server, "alice").await;
     let push = json!({"t": "set_push_id", "id": 2, "push_id": "p1", "provider": "fcm"}).to_string();
     wire.send(&fin(TEXT, push.as_bytes())).await;

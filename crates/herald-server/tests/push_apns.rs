@@ -2,13 +2,11 @@
 //! provider token with the `.p8` key's public half and checks the `apns-*` headers. The
 //! provider code is the production code, pointed at the stand-in by `base_url` and `ca_file`.
 
-mod common;
-mod push_support;
+mod support;
 
-use common::*;
 use herald_store::PushProvider;
-use push_support::*;
 use serde_json::json;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apns_pushes_over_one_http2_connection_removes_dead_tokens_and_retries() {
@@ -24,9 +22,9 @@ async fn apns_pushes_over_one_http2_connection_removes_dead_tokens_and_retries()
         apns.base_url,
         files.ca_file.display()
     );
-    let server = TestServer::start_with(&config).await;
+    let server = Server::start_with(&config).await;
     server.register(&[SENDER]).await;
-    let store = store_of(&server).await;
+    let store = server.store().await;
     let mut users: Vec<String> = (0..6).map(|i| format!("ok{i}")).collect();
     users.extend(["unregistered", "bad", "throttled", "broken"].map(String::from));
     let bindings: Vec<_> =
@@ -39,8 +37,8 @@ async fn apns_pushes_over_one_http2_connection_removes_dead_tokens_and_retries()
 
     let push = json!({"Title": "T", "Content": "C", "Payload": "P", "EnableBadge": true, "BadgeIncrement": 3,
         "ThreadId": "th", "PushImageInfo": {"Apns": {"Image": "https://i/a.png"}}});
-    let id = broadcast(&server, 2, json!({"Message": "m", "OfflinePush": push})).await;
-    let r = wait_done(&server, &id).await;
+    let id = server.broadcast_push(2, json!({"Message": "m", "OfflinePush": push})).await;
+    let r = server.wait_push_done(&id).await;
     assert_eq!(counts(&r), [10, 8, 0, 2, 0], "targeted, sent, failed, removed, skipped online: {r}");
     let mut want: Vec<String> = (0..6).map(|i| format!("apns-ok{i}")).collect();
     want.extend(["apns-broken", "apns-throttled"].map(String::from));
@@ -79,13 +77,13 @@ async fn apns_replaces_a_provider_token_it_calls_expired() {
         apns.base_url,
         files.ca_file.display()
     );
-    let server = TestServer::start_with(&config).await;
+    let server = Server::start_with(&config).await;
     server.register(&[SENDER]).await;
-    let store = store_of(&server).await;
+    let store = server.store().await;
     bind_all(&store, &[binding(APP_ID, "u", "iphone", "apns-u", PushProvider::Apns)]).await;
     apns.script("apns-u", &[(403, "ExpiredProviderToken", None)]);
-    let id = broadcast(&server, 2, json!({"Message": "m"})).await;
-    let r = wait_done(&server, &id).await;
+    let id = server.broadcast_push(2, json!({"Message": "m"})).await;
+    let r = server.wait_push_done(&id).await;
     assert_eq!(counts(&r), [1, 1, 0, 0, 0], "{r}");
     assert_eq!(apns.attempts("apns-u"), 2);
     assert_eq!(apns.provider_tokens(), 2, "a new provider token after ExpiredProviderToken");

@@ -3,14 +3,12 @@
 //! checks the bearer token on every send. The provider code is the production code, pointed
 //! at the stand-in by `base_url` and the service account's `token_uri`.
 
-mod common;
-mod push_support;
+mod support;
 
-use common::*;
 use herald_store::PushProvider;
-use push_support::*;
 use serde_json::json;
 use std::time::Duration;
+use support::*;
 
 fn config(fcm: &FcmStandIn, account: &std::path::Path) -> String {
     format!(
@@ -28,9 +26,9 @@ async fn fcm_pushes_with_a_cached_oauth2_token_removes_dead_tokens_and_retries()
     let fcm = FcmStandIn::start(3600).await;
     let keys = tempfile::tempdir().unwrap();
     let account = fcm.service_account_file(keys.path());
-    let server = TestServer::start_with(&config(&fcm, &account)).await;
+    let server = Server::start_with(&config(&fcm, &account)).await;
     server.register(&[SENDER]).await;
-    let store = store_of(&server).await;
+    let store = server.store().await;
     let users = ["ok", "unregistered", "invalid", "throttled", "unavailable"];
     let bindings: Vec<_> =
         users.iter().map(|u| binding(APP_ID, u, "phone", &format!("fcm-{u}"), PushProvider::Fcm)).collect();
@@ -42,8 +40,8 @@ async fn fcm_pushes_with_a_cached_oauth2_token_removes_dead_tokens_and_retries()
 
     let push = json!({"Title": "T", "Content": "C", "Payload": "P", "EnableBadge": true, "BadgeIncrement": 2,
         "ThreadId": "th", "PushImageInfo": {"Android": {"FCM": {"Image": "https://i/f.png"}}}});
-    let id = broadcast(&server, 2, json!({"Message": "m", "OfflinePush": push})).await;
-    let r = wait_done(&server, &id).await;
+    let id = server.broadcast_push(2, json!({"Message": "m", "OfflinePush": push})).await;
+    let r = server.wait_push_done(&id).await;
     assert_eq!(counts(&r), [5, 3, 0, 2, 0], "targeted, sent, failed, removed, skipped online: {r}");
     assert_eq!(fcm.delivered_tokens(), ["fcm-ok", "fcm-throttled", "fcm-unavailable"]);
     assert_eq!(fcm.attempts("fcm-throttled"), 2, "429 retried after Retry-After");
@@ -73,18 +71,18 @@ async fn fcm_refreshes_the_bearer_token_before_it_expires() {
     let fcm = FcmStandIn::start(2).await;
     let keys = tempfile::tempdir().unwrap();
     let account = fcm.service_account_file(keys.path());
-    let server = TestServer::start_with(&config(&fcm, &account)).await;
+    let server = Server::start_with(&config(&fcm, &account)).await;
     server.register(&[SENDER]).await;
-    let store = store_of(&server).await;
+    let store = server.store().await;
     bind_all(&store, &[binding(APP_ID, "u", "phone", "fcm-u", PushProvider::Fcm)]).await;
 
-    let first = broadcast(&server, 2, json!({"Message": "one"})).await;
-    wait_done(&server, &first).await;
+    let first = server.broadcast_push(2, json!({"Message": "one"})).await;
+    server.wait_push_done(&first).await;
     assert_eq!(fcm.token_requests(), 1);
     tokio::time::sleep(Duration::from_millis(1600)).await;
     server.advance_ms(SECOND_MS);
-    let second = broadcast(&server, 2, json!({"Message": "two"})).await;
-    let r = wait_done(&server, &second).await;
+    let second = server.broadcast_push(2, json!({"Message": "two"})).await;
+    let r = server.wait_push_done(&second).await;
     assert_eq!(counts(&r)[1], 1, "sent with a fresh token: {r}");
     assert_eq!(fcm.token_requests(), 2, "the token was refreshed before it expired");
     fcm.assert_no_problems();
@@ -95,9 +93,9 @@ async fn fcm_fetches_a_new_bearer_token_after_a_401() {
     let fcm = FcmStandIn::start(3600).await;
     let keys = tempfile::tempdir().unwrap();
     let account = fcm.service_account_file(keys.path());
-    let server = TestServer::start_with(&config(&fcm, &account)).await;
+    let server = Server::start_with(&config(&fcm, &account)).await;
     server.register(&[SENDER]).await;
-    let store = store_of(&server).await;
+    let store = server.store().await;
     bind_all(&store, &[binding(APP_ID, "u", "phone", "fcm-u", PushProvider::Fcm)]).await;
     let unauthenticated = FcmAnswer {
         status: 401,
@@ -106,8 +104,8 @@ async fn fcm_fetches_a_new_bearer_token_after_a_401() {
         retry_after: None,
     };
     fcm.script("fcm-u", &[unauthenticated]);
-    let id = broadcast(&server, 2, json!({"Message": "m"})).await;
-    let r = wait_done(&server, &id).await;
+    let id = server.broadcast_push(2, json!({"Message": "m"})).await;
+    let r = server.wait_push_done(&id).await;
     assert_eq!(counts(&r), [1, 1, 0, 0, 0], "{r}");
     assert_eq!(fcm.token_requests(), 2, "the refused bearer token was replaced");
     fcm.assert_no_problems();

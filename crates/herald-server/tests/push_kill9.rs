@@ -2,91 +2,12 @@
 //! job (one page recorded, the next in flight), started again on the same store, and must push
 //! to every remaining device — repeating at most the page that was in flight.
 
-mod common;
-mod push_support;
+mod support;
 
-use common::{app_toml, signed_params, APP_ID, SECRET};
 use herald_store::{PushProvider, SqliteStore, Store, UserRecord};
-use push_support::{binding, Hook, PATIENCE, SENDER};
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const HERALD: &str = env!("CARGO_BIN_EXE_herald");
-
-/// A `herald serve` child that is killed (by its own pid) when dropped.
-struct Herald {
-    child: Child,
-    addr: String,
-}
-
-impl Herald {
-    fn serve(config: &Path) -> Herald {
-        let mut child = Command::new(HERALD)
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .env("NO_COLOR", "1")
-            .env_remove("HERALD_LISTEN")
-            .env_remove("HERALD_STORE_URL")
-            .env_remove("HERALD_DATA_DIR")
-            .env_remove("HERALD_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn herald serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("herald is serving") {
-                    if let Some(rest) = line.split("addr=").nth(1) {
-                        let addr: String =
-                            rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-        });
-        let mut herald = Herald { child, addr: String::new() };
-        herald.addr = rx.recv_timeout(PATIENCE).expect("herald serve logged its address");
-        herald
-    }
-
-    /// SIGKILL: no shutdown path runs.
-    fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-
-    async fn call(&self, action: &str, body: &Value) -> Value {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let nonce = format!("{:x}", now.as_nanos());
-        let query = signed_params(action, APP_ID, SECRET, &nonce, now.as_secs() as i64).query();
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let answer: Value = http
-            .post(format!("http://{}/?{query}", self.addr))
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("API reachable")
-            .json()
-            .await
-            .expect("JSON answer");
-        assert_eq!(answer["Code"], 0, "{action}: {answer}");
-        answer
-    }
-}
-
-impl Drop for Herald {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use serde_json::json;
+use std::time::Duration;
+use support::{app_toml, binding, HeraldProcess, Hook, APP_ID, PATIENCE, SECRET, SENDER};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_job_then_restart_pushes_the_rest() {
@@ -119,7 +40,7 @@ async fn kill_9_mid_job_then_restart_pushes_the_rest() {
 
     // Page 1 (u1, u2) is answered; in page 2 one call is answered and the other hangs.
     hook.hold_from(3);
-    let first = Herald::serve(&config);
+    let first = HeraldProcess::serve(&config);
     let body = json!({"FromUserId": SENDER, "MessageType": 1, "MessageBody": {"Message": "survive"}, "PushType": 2});
     let id = first.call("SendMessageToAllUsers", &body).await["RequestId"].as_str().unwrap().to_string();
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -130,7 +51,7 @@ async fn kill_9_mid_job_then_restart_pushes_the_rest() {
     first.kill9();
 
     hook.hold_from(usize::MAX);
-    let second = Herald::serve(&config);
+    let second = HeraldProcess::serve(&config);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let report = loop {
         let r = second.call("QueryBroadcastReport", &json!({ "MessageId": id })).await;

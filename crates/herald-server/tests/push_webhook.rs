@@ -3,16 +3,14 @@
 //! and throttling are retried, and a job interrupted by a shutdown finishes after a restart.
 //! `QueryBroadcastReport` is checked along the way.
 
-mod common;
-mod push_support;
+mod support;
 
-use common::*;
 use herald_proto::token04::{self, Mode};
 use herald_sdk::{Client, ClientConfig, Event};
 use herald_store::PushProvider;
-use push_support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
+use support::*;
 
 /// Config for the default app with the webhook stand-in as its provider.
 fn config(hook: &Hook, page_size: u32) -> String {
@@ -25,7 +23,7 @@ fn config(hook: &Hook, page_size: u32) -> String {
     )
 }
 
-async fn online_user(server: &TestServer, user_id: &str, push_id: &str) -> (Client, herald_sdk::Events) {
+async fn online_user(server: &Server, user_id: &str, push_id: &str) -> (Client, herald_sdk::Events) {
     let token = token04::generate(APP_ID, user_id, SECRET, 3600, Mode::Cbc, server.now_s()).unwrap();
     let config = ClientConfig::new([format!("ws://{}/ws", server.addr)], APP_ID, user_id, token);
     let (client, events) = Client::login(config).await.expect("SDK login");
@@ -33,7 +31,7 @@ async fn online_user(server: &TestServer, user_id: &str, push_id: &str) -> (Clie
     (client, events)
 }
 
-async fn broadcast_received(events: &mut herald_sdk::Events, message_id: &str) {
+async fn broadcast_with_id_received(events: &mut herald_sdk::Events, message_id: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let event = tokio::time::timeout_at(deadline, events.next()).await.expect("no broadcast in time");
@@ -48,9 +46,9 @@ async fn broadcast_received(events: &mut herald_sdk::Events, message_id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_types_reach_exactly_the_offline_users_with_a_binding() {
     let hook = Hook::start(SECRET).await;
-    let server = TestServer::start_with(&config(&hook, 2)).await;
+    let server = Server::start_with(&config(&hook, 2)).await;
     server.register(&[SENDER, "erin"]).await;
-    let store = store_of(&server).await;
+    let store = server.store().await;
     bind_all(
         &store,
         &[
@@ -66,14 +64,14 @@ async fn push_types_reach_exactly_the_offline_users_with_a_binding() {
     .await;
     let (_dave, mut dave_events) = online_user(&server, "dave", "tok-dave").await;
 
-    let none = broadcast(&server, 0, json!({"Message": "online only"})).await;
-    assert_eq!(report(&server, &none).await["OfflinePush"], json!({"State": "none"}), "PushType 0 has no job");
-    broadcast_received(&mut dave_events, &none).await;
+    let none = server.broadcast_push(0, json!({"Message": "online only"})).await;
+    assert_eq!(server.report(&none).await["OfflinePush"], json!({"State": "none"}), "PushType 0 has no job");
+    broadcast_with_id_received(&mut dave_events, &none).await;
 
     server.advance_ms(SECOND_MS);
     let push = json!({"Title": "Sale", "Content": "50% off", "Payload": "{\"deep\":\"link\"}"});
-    let only_offline = broadcast(&server, 2, json!({"Message": "m2", "OfflinePush": push})).await;
-    let r = wait_done(&server, &only_offline).await;
+    let only_offline = server.broadcast_push(2, json!({"Message": "m2", "OfflinePush": push})).await;
+    let r = server.wait_push_done(&only_offline).await;
     assert_eq!(counts(&r), [4, 3, 1, 0, 1], "targeted, sent, failed, removed, skipped online: {r}");
     assert_eq!(hook.delivered_push_ids(), ["tok-alice", "tok-bob", "tok-bob-2"]);
     for body in hook.delivered() {
@@ -89,9 +87,9 @@ async fn push_types_reach_exactly_the_offline_users_with_a_binding() {
     }
 
     server.advance_ms(SECOND_MS);
-    let both = broadcast(&server, 1, json!({"Message": "plain text"})).await;
-    broadcast_received(&mut dave_events, &both).await;
-    let r = wait_done(&server, &both).await;
+    let both = server.broadcast_push(1, json!({"Message": "plain text"})).await;
+    broadcast_with_id_received(&mut dave_events, &both).await;
+    let r = server.wait_push_done(&both).await;
     assert_eq!(counts(&r), [4, 3, 1, 0, 1], "PushType 1: the same offline devices, dave online only: {r}");
     let second: Vec<Value> = hook.delivered().into_iter().filter(|b| b["message_id"] == both.as_str()).collect();
     let mut ids: Vec<&str> = second.iter().map(|b| b["push_id"].as_str().unwrap()).collect();
@@ -109,9 +107,9 @@ async fn push_types_reach_exactly_the_offline_users_with_a_binding() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_tokens_are_removed_and_failures_are_retried() {
     let hook = Hook::start(SECRET).await;
-    let server = TestServer::start_with(&config(&hook, 10)).await;
+    let server = Server::start_with(&config(&hook, 10)).await;
     server.register(&[SENDER]).await;
-    let store = store_of(&server).await;
+    let store = server.store().await;
     let users = ["ok", "gone", "flaky", "throttled", "refused", "hopeless"];
     let bindings: Vec<_> =
         users.iter().map(|u| binding(APP_ID, u, "phone", &format!("tok-{u}"), PushProvider::Webhook)).collect();
@@ -122,8 +120,8 @@ async fn dead_tokens_are_removed_and_failures_are_retried() {
     hook.script("tok-refused", &[(400, None)]);
     hook.script("tok-hopeless", &[(500, None); 10]);
 
-    let id = broadcast(&server, 2, json!({"Message": "hi", "OfflinePush": {"Title": "t", "Content": "c"}})).await;
-    let r = wait_done(&server, &id).await;
+    let id = server.broadcast_push(2, json!({"Message": "hi", "OfflinePush": {"Title": "t", "Content": "c"}})).await;
+    let r = server.wait_push_done(&id).await;
     assert_eq!(counts(&r), [6, 3, 2, 1, 0], "targeted, sent, failed, removed, skipped online: {r}");
     assert_eq!(hook.delivered_push_ids(), ["tok-flaky", "tok-ok", "tok-throttled"]);
     assert_eq!(hook.attempts("tok-flaky"), 3, "failed twice, then succeeded");
@@ -141,31 +139,31 @@ async fn dead_tokens_are_removed_and_failures_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_interrupted_by_shutdown_resumes_after_restart_and_skips_nobody() {
     let hook = Hook::start(SECRET).await;
-    let mut server = TestServer::start_with(&config(&hook, 2)).await;
+    let mut server = Server::start_with(&config(&hook, 2)).await;
     server.register(&[SENDER]).await;
     let users: Vec<String> = (1..=7).map(|i| format!("u{i}")).collect();
     {
-        let store = store_of(&server).await;
+        let store = server.store().await;
         let bindings: Vec<_> =
             users.iter().map(|u| binding(APP_ID, u, "phone", &format!("tok-{u}"), PushProvider::Webhook)).collect();
         bind_all(&store, &bindings).await;
     }
     // Page 1 (u1, u2) is answered; in page 2 one call is answered and the other hangs.
     hook.hold_from(3);
-    let id = broadcast(&server, 2, json!({"Message": "resume me"})).await;
+    let id = server.broadcast_push(2, json!({"Message": "resume me"})).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while hook.arrived() < 4 {
         assert!(tokio::time::Instant::now() < deadline, "page 2 never started");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mid = report(&server, &id).await;
+    let mid = server.report(&id).await;
     assert_eq!(mid["OfflinePush"]["State"], "running", "{mid}");
     assert_eq!(counts(&mid)[..2], [2, 2], "page 1 is recorded, page 2 is not: {mid}");
 
     server.stop().await;
     hook.hold_from(usize::MAX);
     server.restart().await;
-    let r = wait_done(&server, &id).await;
+    let r = server.wait_push_done(&id).await;
     assert_eq!(counts(&r), [7, 7, 0, 0, 0], "every device counted once: {r}");
     let got = hook.delivered_push_ids();
     for (i, user) in users.iter().enumerate() {
@@ -181,7 +179,7 @@ async fn a_job_interrupted_by_shutdown_resumes_after_restart_and_skips_nobody() 
 
 #[tokio::test]
 async fn report_refuses_unknown_and_malformed_ids() {
-    let server = TestServer::start().await;
+    let server = Server::start().await;
     for (body, case) in [
         (json!({}), "missing"),
         (json!({"MessageId": "12x"}), "not decimal"),
@@ -198,7 +196,7 @@ async fn report_refuses_unknown_and_malformed_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_user_is_pushed_and_a_logged_out_user_is_not() {
     let hook = Hook::start(SECRET).await;
-    let server = TestServer::start_with(&config(&hook, 10)).await;
+    let server = Server::start_with(&config(&hook, 10)).await;
     server.register(&[SENDER]).await;
     let (frank, frank_events) = online_user(&server, "frank", "tok-frank").await;
     let (gina, _gina_events) = online_user(&server, "gina", "tok-gina").await;
@@ -214,8 +212,8 @@ async fn a_dropped_user_is_pushed_and_a_logged_out_user_is_not() {
         assert!(tokio::time::Instant::now() < deadline, "never offline: {answer}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let id = broadcast(&server, 2, json!({"Message": "where are you"})).await;
-    let r = wait_done(&server, &id).await;
+    let id = server.broadcast_push(2, json!({"Message": "where are you"})).await;
+    let r = server.wait_push_done(&id).await;
     assert_eq!(counts(&r), [1, 1, 0, 0, 0], "{r}");
     assert_eq!(hook.delivered_push_ids(), ["tok-frank"]);
     hook.assert_no_problems();

@@ -1,10 +1,7 @@
-//! Stand-ins for push providers, and helpers shared by the offline-push tests. Each stand-in
-//! is a real HTTP server on 127.0.0.1:0 that checks the auth it would see in production,
-//! answers from a script, and records what arrived.
+//! Stand-ins for the push providers, and what the offline-push tests share. Each stand-in is a
+//! real HTTP server on 127.0.0.1:0 that checks the auth it would see in production, answers
+//! from a script, and records what arrived.
 
-#![allow(dead_code)]
-
-use crate::common::*;
 use bytes::Bytes;
 use herald_proto::signature::callback_signature;
 use herald_store::{PushBinding, PushProvider, Store};
@@ -20,53 +17,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// The registered sender of every broadcast in these tests.
-pub const SENDER: &str = "announcer";
-
-pub async fn store_of(server: &TestServer) -> Arc<dyn Store> {
-    herald_store::open(&format!("sqlite://{}/herald.db", server.dir.path().display())).await.expect("open the store")
-}
-
-/// Sends a broadcast and returns its message ID (the answer's RequestId).
-pub async fn broadcast(server: &TestServer, push_type: u8, body: Value) -> String {
-    let call = json!({"FromUserId": SENDER, "MessageType": 1, "MessageBody": body, "PushType": push_type});
-    let answer = server.call("SendMessageToAllUsers", Some(&call.to_string())).await;
-    assert_code(&answer, SUCCESS);
-    answer["RequestId"].as_str().unwrap().to_string()
-}
-
-pub async fn report(server: &TestServer, message_id: &str) -> Value {
-    let answer = server.call("QueryBroadcastReport", Some(&json!({"MessageId": message_id}).to_string())).await;
-    assert_code(&answer, SUCCESS);
-    answer
-}
-
-/// Polls the report until the push job is done and returns the report.
-pub async fn wait_done(server: &TestServer, message_id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let r = report(server, message_id).await;
-        if r["OfflinePush"]["State"] == "done" {
-            return r;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "push job never finished: {r}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
+/// A report's offline-push counts: targeted, sent, failed, removed bindings, skipped online.
 pub fn counts(report: &Value) -> [u64; 5] {
     let p = &report["OfflinePush"];
     ["Targeted", "Sent", "Failed", "RemovedBindings", "SkippedOnline"].map(|k| p[k].as_u64().unwrap())
 }
 
-/// How long a test waits for something that should happen.
-pub const PATIENCE: Duration = Duration::from_secs(20);
-
 /// A scripted answer: HTTP status and an optional `Retry-After` in seconds.
 pub type Scripted = (u16, Option<u64>);
 
-/// The webhook stand-in: verifies the ZIM callback signature of every call, answers each
-/// push ID's scripted statuses first (then 200), and records the calls answered 200.
 /// Serves HTTP/1.1 on `listener` until the test ends, each request answered by `answer`.
 fn serve_http1<S, Fut>(listener: TcpListener, state: Arc<S>, answer: fn(Arc<S>, Request<Incoming>) -> Fut)
 where
@@ -88,6 +47,8 @@ where
     });
 }
 
+/// The webhook stand-in: verifies the ZIM callback signature of every call, answers each
+/// push ID's scripted statuses first (then 200), and records the calls answered 200.
 pub struct Hook {
     pub url: String,
     state: Arc<HookState>,
