@@ -18,8 +18,8 @@ export type ZIMEventHandler<K extends ZIMEventName, Z> = (zim: Z, data: ZIMEvent
 
 /**
  * Handlers by event name. A handler that throws does not break the SDK: the exception is
- * rethrown on its own task, where the runtime reports it as uncaught, and the other handlers
- * still run.
+ * reported as uncaught (`reportError` in browsers, a rethrow on its own task elsewhere), and the
+ * other handlers still run.
  */
 export class Emitter<Z> {
   private handlers: { [K in ZIMEventName]?: Array<ZIMEventHandler<K, Z>> } = {};
@@ -48,9 +48,7 @@ export class Emitter<Z> {
       try {
         handler(zim, data);
       } catch (e) {
-        setTimeout(() => {
-          throw e;
-        }, 0);
+        reportUncaught(e);
       }
     }
   }
@@ -58,4 +56,12 @@ export class Emitter<Z> {
   clear(): void {
     this.handlers = {};
   }
+}
+
+function reportUncaught(e: unknown): void {
+  const report = (globalThis as { reportError?: (e: unknown) => void }).reportError;
+  if (typeof report === 'function') return report(e);
+  setTimeout(() => {
+    throw e;
+  }, 0);
 }
