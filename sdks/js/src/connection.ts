@@ -54,24 +54,57 @@ function textOf(data: unknown): string | undefined {
   return undefined;
 }
 
-/** A logged-in socket. Handlers are detached once it ends or is abandoned, so nothing arrives late. */
+/**
+ * A logged-in socket. Handlers are detached once it ends or is abandoned, so nothing arrives late.
+ *
+ * Frames that follow `login_ok` in the same network read (a `token_will_expire`, replayed
+ * broadcasts) are dispatched before the session has had a turn to attach its handlers; they are
+ * held here until `start`, never dropped.
+ */
 export class Connection {
-  /** Every message counts as the server being alive; `frame` is undefined when it could not be read. */
-  onMessage: ((frame: ServerFrame | undefined) => void) | undefined;
-  onEnd: ((code: number, reason: string) => void) | undefined;
+  private onMessage: ((frame: ServerFrame | undefined) => void) | undefined;
+  private onEnd: ((code: number, reason: string) => void) | undefined;
+  private held: Array<ServerFrame | undefined> | undefined = [];
+  private ended: { code: number; reason: string } | undefined;
 
   constructor(private readonly ws: WebSocketLike) {
     ws.onmessage = (event) => {
       const text = textOf(event.data);
-      this.onMessage?.(text === undefined ? undefined : decodeServerFrame(text));
+      const frame = text === undefined ? undefined : decodeServerFrame(text);
+      if (this.held) this.held.push(frame);
+      else this.onMessage?.(frame);
     };
     ws.onclose = (event) => {
+      if (this.held) {
+        this.ended = { code: event.code, reason: event.reason ?? '' };
+        return;
+      }
       const onEnd = this.onEnd;
       this.detach();
       onEnd?.(event.code, event.reason ?? '');
     };
     // The close event follows an error; it carries what there is to say.
     ws.onerror = () => {};
+  }
+
+  /**
+   * Attaches the session: every message counts as the server being alive (`frame` is undefined
+   * when it could not be read). Delivers what arrived before, then the close if it came too.
+   */
+  start(onMessage: (frame: ServerFrame | undefined) => void, onEnd: (code: number, reason: string) => void): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.onMessage = onMessage;
+    this.onEnd = onEnd;
+    for (const frame of held) {
+      if (this.onMessage !== onMessage) return; // a frame ended the session (logout ack)
+      onMessage(frame);
+    }
+    const ended = this.ended;
+    if (ended && this.onEnd === onEnd) {
+      this.detach();
+      onEnd(ended.code, ended.reason);
+    }
   }
 
   /** False when the socket is no longer open; its close event is then on the way. */

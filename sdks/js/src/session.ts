@@ -294,14 +294,18 @@ export class Session {
 
   private loggedIn(run: number, connection: Connection, accepted: Accepted, token: string, again: boolean): void {
     this.connection = connection;
-    connection.onMessage = (frame) => this.onMessage(connection, frame);
-    connection.onEnd = (code, reason) => this.onEnd(run, connection, code, reason);
     this.backoff.reset();
     this.startHeartbeat(run, connection, accepted);
     this.stateValue = ZIMConnectionState.Connected;
     this.afterLogin(accepted, token);
     const extendedData: Record<string, unknown> = again && accepted.recovered !== undefined ? { recovered: accepted.recovered } : {};
     this.setState(ZIMConnectionState.Connected, ZIMConnectionEvent.Success, extendedData);
+    // Only now the frames that came with login_ok: the app has seen Connected before them.
+    if (connection !== this.connection) return; // a handler logged out or destroyed meanwhile
+    connection.start(
+      (frame) => this.onMessage(connection, frame),
+      (code, reason) => this.onEnd(run, connection, code, reason),
+    );
   }
 
   /** Restores what the app set on the previous connection and sends requests that waited. */

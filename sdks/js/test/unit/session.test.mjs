@@ -146,6 +146,18 @@ test('login with since sends it and drops broadcasts up to it', async () => {
   assert.equal(rec.messages[0].messageID, '1001');
 });
 
+test('frames in the same read as login_ok are delivered, after Connected', async () => {
+  const { server, zim, rec } = setup();
+  server.onLogin = (socket, frame) => {
+    socket.serverSend({ t: 'login_ok', id: frame.id, session_id: '1', heartbeat_ms: 30000, timeout_ms: 90000, token_expire: 1, server_time_ms: 0 });
+    socket.serverSend({ t: 'token_will_expire', seconds: 20 });
+    socket.serverSend({ t: 'bcast', msg: { messageID: '7', message: 'replayed' } });
+  };
+  await zim.login('alice', { token: TOKEN });
+  await rec.until('both frames', () => rec.events.length === 4);
+  assert.deepEqual(rec.events.map(([k]) => k), ['state', 'state', 'tokenWillExpire', 'message']);
+});
+
 test('a transient close reconnects; the re-login sends since and surfaces recovered; replays are dropped', async () => {
   const t = await loggedIn();
   const { server, rec } = t;
