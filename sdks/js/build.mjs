@@ -34,5 +34,7 @@ await build({ ...common, format: 'iife', globalName: 'Herald', minify: true, out
 // One declaration entry point beside the bundle; the per-module declarations stay in types/.
 mkdirSync(join(dist, 'types'), { recursive: true });
 cpSync(join(root, 'build'), join(dist, 'types'), { recursive: true, filter: (p) => !p.endsWith('.js') });
+// herald.d.ts for the package's exports; herald.d.mts for a relative import of herald.mjs.
 writeFileSync(join(dist, 'herald.d.ts'), "export * from './types/index.js';\n");
+writeFileSync(join(dist, 'herald.d.mts'), "export * from './types/index.js';\n");
 console.log('built dist/herald.mjs, dist/herald.global.js, dist/herald.d.ts');

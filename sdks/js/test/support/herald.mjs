@@ -18,18 +18,14 @@ export const SECRET = 'fa94dd0f974cf2e293728a526b028271';
 
 /** The binary the same CI run built: HERALD_BIN, else target/debug, else target/release. */
 export function heraldBinary() {
-  const candidates = [
-    process.env.HERALD_BIN,
-    join(repoRoot, 'target/debug/herald'),
-    join(repoRoot, 'target/release/herald'),
-  ].filter(Boolean);
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new Error(
-      `no Herald binary: looked at ${candidates.join(', ')}. ` +
-        'Run `cargo build -p herald-server` at the repository root first (or set HERALD_BIN).',
-    );
+  const hint = 'Run `cargo build -p herald-server` at the repository root first (or set HERALD_BIN).';
+  if (process.env.HERALD_BIN) {
+    if (!existsSync(process.env.HERALD_BIN)) throw new Error(`HERALD_BIN=${process.env.HERALD_BIN} does not exist. ${hint}`);
+    return process.env.HERALD_BIN;
   }
+  const candidates = [join(repoRoot, 'target/debug/herald'), join(repoRoot, 'target/release/herald')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`no Herald binary: looked at ${candidates.join(' and ')}. ${hint}`);
   return found;
 }
 
