@@ -175,6 +175,8 @@ async fn serve(config_path: Option<PathBuf>) -> Result<()> {
     let running = herald_server::start(config, Arc::new(SystemClock), shutdown.clone()).await?;
     tracing::info!(addr = %running.local_addr, apps = running.apps.len(), "herald is serving the API at / and the gateway at /ws");
     let stop = shutdown.clone();
+    // The signal watcher lives as long as the process; nothing needs to wait for it.
+    #[allow(clippy::disallowed_methods)]
     tokio::spawn(async move {
         wait_for_signal().await;
         stop.cancel();

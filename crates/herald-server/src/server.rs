@@ -1,9 +1,11 @@
-//! The listener: one address for the server API (`/`) and the gateway (`/ws`), plain HTTP or
-//! TLS, HTTP/1.1 and HTTP/2, with graceful shutdown.
+//! The wiring and the listener: [`start`] builds every part once (choosing single-node or
+//! cluster presence here and nowhere else) and serves the server API (`/`) and the gateway
+//! (`/ws`) on one address, plain HTTP or TLS, HTTP/1.1 and HTTP/2, with graceful shutdown.
 
-use crate::api::{Api, Body};
+use crate::api::{Api, ApiError, Body};
+use crate::broadcast::{Broadcaster, Dispatch, Dispatchers, Presence};
 use crate::clock::Clock;
-use crate::cluster::NatsRelay;
+use crate::cluster::{ClusterPresence, NatsRelay};
 use crate::config::{Config, TlsConfig};
 use crate::devapp;
 use crate::gateway::Gateway;
@@ -78,22 +80,22 @@ pub async fn start(
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let node_id = config.cluster.as_ref().map_or(0, |c| c.node_id);
+    let node_id = config.node_id();
     let ids = Arc::new(IdGenerator::new(node_id));
-    let hub = Hub::new(store.clone());
     let tracker = TaskTracker::new();
+    let hub = Hub::start(store.clone(), tracker.clone(), shutdown.clone());
     // One node: the hub knows who is online. A cluster: the shared store does, per node lease.
-    let presence: Arc<dyn crate::api::Presence> = match &config.cluster {
+    let presence: Arc<dyn Presence> = match &config.cluster {
         None => hub.clone(),
         Some(cluster) => {
-            let (relay, subscription) = NatsRelay::connect(cluster).await?;
+            let (relay, subscription) = NatsRelay::connect(cluster, tracker.clone()).await?;
             hub.set_relay(relay.clone());
             tracker.spawn(relay.run(subscription, hub.clone(), shutdown.clone()));
             let lease = Duration::from_millis(cluster.node_lease_ms);
             crate::cluster::join(&*store, node_id, clock.now_ms(), lease).await?;
             tracker.spawn(crate::cluster::keep_lease(store.clone(), clock.clone(), node_id, lease, shutdown.clone()));
             tracing::info!(node_id, nats = %cluster.nats_url, "joined the cluster");
-            Arc::new(crate::cluster::ClusterPresence { store: store.clone(), clock: clock.clone() })
+            Arc::new(ClusterPresence { store: store.clone(), clock: clock.clone(), node_id })
         }
     };
     let gateway = Gateway::new(
@@ -105,16 +107,19 @@ pub async fn start(
         clock.clone(),
         shutdown.clone(),
         tracker.clone(),
-        config.cluster.as_ref().map(|c| c.node_id),
+        presence.clone(),
     );
     // Started before the API serves, so jobs a previous run left unfinished resume at once.
     let worker =
         crate::push::build_worker(&config, store.clone(), presence.clone(), clock.clone()).map_err(StartError::Push)?;
     tracker.spawn(worker.clone().run(shutdown.clone()));
-    let dispatch = Arc::new(crate::push::WithPush { online: Arc::new(hub.clone()), worker });
-    let api = Arc::new(Api::new(&config.apps, config.api.clone(), store, clock, ids, presence, dispatch));
+    let engines: Vec<Arc<dyn Dispatch>> = vec![Arc::new(hub.clone()), worker];
+    let broadcaster = Arc::new(Broadcaster::new(store.clone(), Arc::new(Dispatchers(engines))));
+    let api = Arc::new(Api::new(&config.apps, config.api.clone(), store, clock, ids, presence, broadcaster));
     let max_body = config.api.max_body_bytes;
     let routes = Routes { api, gateway: gateway.clone(), max_body };
+    // The root task: it owns the tracker and waits for it; `Running::wait` awaits this one.
+    #[allow(clippy::disallowed_methods)]
     let done = tokio::spawn(accept_loop(listener, tls, routes, shutdown, tracker));
     Ok(Running { local_addr, hub, gateway, apps: config.apps.clone(), done })
 }
@@ -209,20 +214,14 @@ impl Routes {
             "/ws" => self.gateway.upgrade(req),
             "/healthz" => text(StatusCode::OK, "ok"),
             "/" => self.api(req).await,
-            other => json(
-                StatusCode::NOT_FOUND,
-                self.api.error_answer(
-                    herald_proto::code::INPUT_PARAMS,
-                    &format!("no such path {other:?}: the server API is at / and the client gateway at /ws"),
-                ),
-            ),
+            other => json(StatusCode::NOT_FOUND, self.api.error_answer(&ApiError::NoSuchPath(other.to_string()))),
         }
     }
 
     async fn api(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         if req.method() != Method::GET && req.method() != Method::POST {
-            let msg = format!("method {} is not supported; use GET or POST", req.method());
-            return json(StatusCode::OK, self.api.error_answer(herald_proto::code::INPUT_PARAMS, &msg));
+            let err = ApiError::MethodNotAllowed(req.method().to_string());
+            return json(StatusCode::OK, self.api.error_answer(&err));
         }
         let query = req.uri().query().map(str::to_string);
         let body = match Limited::new(req.into_body(), self.max_body).collect().await {

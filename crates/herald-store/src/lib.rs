@@ -9,6 +9,7 @@
 //! offline-push jobs. Sessions and presence of this node's connections live in memory (the hub), not here.
 
 use async_trait::async_trait;
+pub use herald_proto::message::{MessageType, PushType};
 use std::sync::Arc;
 
 mod group_commit;
@@ -123,9 +124,9 @@ pub struct BroadcastRecord {
     /// 64-bit unique message id, also the ZIMMessage `messageID`.
     pub message_id: u64,
     pub from_user_id: String,
-    pub message_type: u32,
+    pub message_type: MessageType,
     pub sub_type: u32,
-    pub push_type: u8,
+    pub push_type: PushType,
     /// The `MessageBody` JSON exactly as accepted (needed to build offline pushes later).
     pub body_json: String,
     pub accepted_at_ms: i64,
@@ -192,7 +193,7 @@ impl PushCounts {
 pub struct PushJob {
     pub app_id: u32,
     pub message_id: u64,
-    pub push_type: u8,
+    pub push_type: PushType,
     pub state: PushJobState,
     /// The (user_id, device_id) of the last binding of the last page finished; the next page
     /// starts strictly after it. `None` before the first page.
@@ -239,7 +240,7 @@ pub trait Store: Send + Sync + 'static {
         per_day: u32,
     ) -> Result<RateDecision>;
 
-    /// Records an accepted broadcast. When its `push_type` is 1 or 2 the offline-push job is
+    /// Records an accepted broadcast. When its `push_type` pushes offline (1 or 2) the offline-push job is
     /// created in the same transaction (state `Pending`, no cursor), so an accepted broadcast
     /// can never lose its pushes to a crash between the two writes.
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()>;

@@ -345,22 +345,24 @@ impl Store for PostgresStore {
 
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()> {
         // One statement writes both rows, so they commit (or fail, on a duplicate id) together.
+        // The job row is written when the bound flag says the broadcast pushes offline.
         sqlx::query(&format!(
             "WITH b AS (INSERT INTO broadcasts ({BROADCAST_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING app_id, message_id, push_type, accepted_at_ms) \
              INSERT INTO push_jobs (app_id, message_id, push_type, state, created_at_ms, updated_at_ms) \
              SELECT app_id, message_id, push_type, 'pending', accepted_at_ms, accepted_at_ms FROM b \
-             WHERE push_type IN (1, 2)"
+             WHERE $10"
         ))
         .bind(i64::from(record.app_id))
         .bind(record.message_id as i64)
         .bind(&record.from_user_id)
-        .bind(i64::from(record.message_type))
+        .bind(i64::from(record.message_type.code()))
         .bind(i64::from(record.sub_type))
-        .bind(i16::from(record.push_type))
+        .bind(i16::from(record.push_type.code()))
         .bind(&record.body_json)
         .bind(record.accepted_at_ms)
         .bind(record.online_delivered as i64)
+        .bind(record.push_type.pushes_offline())
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -259,22 +259,22 @@ impl Store for SqliteStore {
             .bind(i64::from(record.app_id))
             .bind(record.message_id as i64)
             .bind(&record.from_user_id)
-            .bind(i64::from(record.message_type))
+            .bind(i64::from(record.message_type.code()))
             .bind(i64::from(record.sub_type))
-            .bind(i64::from(record.push_type))
+            .bind(i64::from(record.push_type.code()))
             .bind(&record.body_json)
             .bind(record.accepted_at_ms)
             .bind(record.online_delivered as i64)
             .execute(&mut *tx)
             .await?;
-        if matches!(record.push_type, 1 | 2) {
+        if record.push_type.pushes_offline() {
             sqlx::query(
                 "INSERT INTO push_jobs (app_id, message_id, push_type, state, created_at_ms, updated_at_ms) \
                  VALUES (?, ?, ?, 'pending', ?, ?)",
             )
             .bind(i64::from(record.app_id))
             .bind(record.message_id as i64)
-            .bind(i64::from(record.push_type))
+            .bind(i64::from(record.push_type.code()))
             .bind(record.accepted_at_ms)
             .bind(record.accepted_at_ms)
             .execute(&mut *tx)

@@ -2,7 +2,9 @@
 //!
 //! `Api::handle` is the whole surface: it checks the common parameters and the signature,
 //! dispatches to one handler per action, and turns every outcome, good or bad, into an HTTP 200
-//! JSON answer in one place (`response::render`). Handlers live one file per topic.
+//! JSON answer in one place (`response::render`; the codes come from `error.rs`). Handlers live
+//! one file per topic; they parse and answer, and leave the broadcast itself to
+//! [`crate::broadcast`].
 
 mod auth;
 mod broadcast;
@@ -13,42 +15,17 @@ mod response;
 mod users;
 
 pub use auth::Query;
-pub use broadcast::AcceptedBroadcast;
 pub use error::ApiError;
 
+use crate::broadcast::{Broadcaster, Presence};
 use crate::clock::Clock;
 use crate::config::{ApiConfig, AppConfig};
 use crate::ids::IdGenerator;
 use herald_proto::code;
-use herald_store::{Store, StoreError};
+use herald_store::Store;
 use response::Fields;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Who is online on this node (or, in cluster mode, anywhere).
-#[async_trait::async_trait]
-pub trait Presence: Send + Sync + 'static {
-    /// Which of `user_ids` are online: on this node, or on any node of a cluster.
-    async fn online_among(&self, app_id: u32, user_ids: &[String]) -> Result<HashSet<String>, StoreError>;
-
-    /// One user. A presence lookup that fails counts as offline: for offline push, a rare
-    /// duplicate notification is better than a lost one.
-    async fn is_online(&self, app_id: u32, user_id: &str) -> bool {
-        match self.online_among(app_id, &[user_id.to_string()]).await {
-            Ok(online) => !online.is_empty(),
-            Err(e) => {
-                tracing::warn!(error = %e, app_id, "presence lookup failed; treating the user as offline");
-                false
-            }
-        }
-    }
-}
-
-/// Where an accepted broadcast goes. Implementations start the fan-out at once and return
-/// without waiting for it.
-pub trait Dispatch: Send + Sync + 'static {
-    fn dispatch(&self, broadcast: Arc<AcceptedBroadcast>);
-}
 
 /// The request body as the HTTP layer could read it.
 pub enum Body {
@@ -64,7 +41,7 @@ pub struct Api {
     clock: Arc<dyn Clock>,
     ids: Arc<IdGenerator>,
     presence: Arc<dyn Presence>,
-    dispatch: Arc<dyn Dispatch>,
+    broadcaster: Arc<Broadcaster>,
 }
 
 /// Actions this server answers, in the order the README lists them. `QueryBroadcastReport` is
@@ -86,10 +63,10 @@ impl Api {
         clock: Arc<dyn Clock>,
         ids: Arc<IdGenerator>,
         presence: Arc<dyn Presence>,
-        dispatch: Arc<dyn Dispatch>,
+        broadcaster: Arc<Broadcaster>,
     ) -> Api {
         let apps = apps.iter().map(|a| (a.app_id, Arc::new(a.clone()))).collect();
-        Api { apps, config, store, clock, ids, presence, dispatch }
+        Api { apps, config, store, clock, ids, presence, broadcaster }
     }
 
     pub fn app(&self, app_id: u32) -> Option<&Arc<AppConfig>> {
@@ -97,8 +74,8 @@ impl Api {
     }
 
     /// An error answer for requests that never reach an action (wrong path or method).
-    pub fn error_answer(&self, code: u32, message: &str) -> Vec<u8> {
-        response::render(code, message, self.ids.next(), &[])
+    pub fn error_answer(&self, err: &ApiError) -> Vec<u8> {
+        response::render(err.code(), &err.to_string(), self.ids.next(), &err.extra_fields())
     }
 
     /// Answers one request. Never fails: every error is an answer with its code.
@@ -121,12 +98,7 @@ impl Api {
     async fn handle_inner(&self, raw_query: &str, body: Body, request_id: u64) -> Result<Fields, ApiError> {
         let query = Query::parse(raw_query)?;
         let common = auth::Common::from_query(&query)?;
-        let app = self.apps.get(&common.app_id).ok_or_else(|| {
-            ApiError::access(
-                code::SECRET_UNAVAILABLE,
-                format!("unknown AppId {}: no app with this id is configured", common.app_id),
-            )
-        })?;
+        let app = self.apps.get(&common.app_id).ok_or(ApiError::UnknownApp(common.app_id))?;
         let now_ms = self.clock.now_ms();
         common.verify(app, now_ms.div_euclid(1000), self.config.signature_window_s)?;
         if !ACTIONS.contains(&common.action.as_str()) {
@@ -136,10 +108,7 @@ impl Api {
         // Remembered for twice the skew window plus one second: a timestamp up to `window` in
         // the future stays acceptable through the whole second `now_s + 2 * window`.
         if !self.store.remember_nonce(app.app_id, &common.nonce, now_ms, 2 * window_ms + 1000).await? {
-            return Err(ApiError::access(
-                code::SIGNATURE_INVALID,
-                format!("SignatureNonce {:?} was already used within the signature window; sign every request with a fresh nonce", common.nonce),
-            ));
+            return Err(ApiError::NonceReused(common.nonce));
         }
         let body = match body {
             Body::Bytes(b) => b,

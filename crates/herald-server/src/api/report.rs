@@ -40,8 +40,8 @@ pub async fn query(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fields, Ap
     Ok(vec![
         ("MessageId", json!(record.message_id.to_string())),
         ("FromUserId", json!(record.from_user_id)),
-        ("MessageType", json!(record.message_type)),
-        ("PushType", json!(record.push_type)),
+        ("MessageType", json!(record.message_type.code())),
+        ("PushType", json!(record.push_type.code())),
         ("AcceptedAt", json!(record.accepted_at_ms)),
         ("OnlineDelivered", json!(record.online_delivered)),
         ("OfflinePush", push),

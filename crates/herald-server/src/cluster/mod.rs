@@ -10,43 +10,13 @@ mod presence;
 
 pub use presence::{join, keep_lease, ClusterPresence};
 
+use crate::config::ClusterConfig;
 use crate::hub::{Hub, Relay};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use serde::Deserialize;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-/// `[cluster]` in the configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterConfig {
-    /// 1..=1023, unique per node: it goes into every id the node makes and tags what it relays.
-    pub node_id: u16,
-    #[serde(default = "default_nats_url")]
-    pub nats_url: String,
-    /// Subjects are `{subject_prefix}.bcast`; nodes of one cluster share the prefix.
-    #[serde(default = "default_prefix")]
-    pub subject_prefix: String,
-    /// How long this node's sessions count as online without a lease renewal: a node that is
-    /// killed looks offline to the others after at most this long.
-    #[serde(default = "default_lease_ms")]
-    pub node_lease_ms: u64,
-}
-
-fn default_lease_ms() -> u64 {
-    15_000
-}
-
-fn default_nats_url() -> String {
-    "nats://127.0.0.1:4222".into()
-}
-fn default_prefix() -> String {
-    "herald".into()
-}
-
-/// Largest node id: the id generator keeps 10 bits for it.
-pub const MAX_NODE_ID: u16 = 1023;
+use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -95,13 +65,18 @@ pub struct NatsRelay {
     client: async_nats::Client,
     node_id: u16,
     subject: String,
+    /// Publishes run here, so shutdown waits for the ones in flight.
+    tasks: TaskTracker,
 }
 
 impl NatsRelay {
     /// Connects and subscribes before the node serves anyone, so no broadcast accepted by
     /// another node after this returns is missed. Returns the relay and the subscription to
     /// hand to [`NatsRelay::run`].
-    pub async fn connect(cfg: &ClusterConfig) -> Result<(Arc<NatsRelay>, async_nats::Subscriber), ClusterError> {
+    pub async fn connect(
+        cfg: &ClusterConfig,
+        tasks: TaskTracker,
+    ) -> Result<(Arc<NatsRelay>, async_nats::Subscriber), ClusterError> {
         let client = async_nats::ConnectOptions::new()
             .name(format!("herald-node-{}", cfg.node_id))
             .connect(cfg.nats_url.as_str())
@@ -112,7 +87,7 @@ impl NatsRelay {
             .subscribe(subject.clone())
             .await
             .map_err(|e| ClusterError::Subscribe { subject: subject.clone(), reason: e.to_string() })?;
-        Ok((Arc::new(NatsRelay { client, node_id: cfg.node_id, subject }), sub))
+        Ok((Arc::new(NatsRelay { client, node_id: cfg.node_id, subject, tasks }), sub))
     }
 
     /// Delivers what other nodes relay to this node's hub until `shutdown`.
@@ -143,7 +118,7 @@ impl Relay for NatsRelay {
         let payload = encode(self.node_id, app_id, message_id, frame);
         let client = self.client.clone();
         let subject = self.subject.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             // async-nats buffers while reconnecting; an error here means the client is gone.
             if let Err(e) = client.publish(subject, payload).await {
                 tracing::error!(error = %e, message_id, "could not relay a broadcast to the other nodes");

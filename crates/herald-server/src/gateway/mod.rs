@@ -1,12 +1,16 @@
 //! The client WebSocket gateway at `/ws`: the upgrade, and one task per connection.
 //!
-//! `conn.rs` is the connection's shared half (the outbox the fan-out writes to); `session.rs`
-//! is the task that owns the socket: login, heartbeat, push-ID binding, token renewal, logout.
-//! The protocol is docs/protocol.md; its types are `herald_proto::frame`.
+//! `session.rs` is the task that owns the socket (heartbeat, outbox draining, the close);
+//! `requests.rs` is what each client request does (login, push-ID binding, token renewal,
+//! logout); `refusal.rs` maps every refusal to its SDK error number and close code. The hub
+//! holds each session's [`crate::hub::SessionHandle`]. The protocol is docs/protocol.md; its
+//! types are `herald_proto::frame`.
 
-pub mod conn;
+mod refusal;
+mod requests;
 mod session;
 
+use crate::broadcast::Presence;
 use crate::clock::Clock;
 use crate::config::{AppConfig, GatewayConfig};
 use crate::hub::Hub;
@@ -37,8 +41,8 @@ pub struct Gateway {
     tracker: TaskTracker,
     /// Open WebSocket sessions, logged in or not.
     connections: AtomicUsize,
-    /// In a cluster, this node's id: sessions are then recorded in the store for presence.
-    cluster_node: Option<u16>,
+    /// Where sessions are recorded as they start and end (the hub alone, or the cluster's store).
+    presence: Arc<dyn Presence>,
 }
 
 impl Gateway {
@@ -52,11 +56,11 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
-        cluster_node: Option<u16>,
+        presence: Arc<dyn Presence>,
     ) -> Arc<Gateway> {
         let apps = apps.iter().map(|a| (a.app_id, Arc::new(a.clone()))).collect();
         let connections = AtomicUsize::new(0);
-        Arc::new(Gateway { cfg, apps, store, hub, ids, clock, shutdown, tracker, connections, cluster_node })
+        Arc::new(Gateway { cfg, apps, store, hub, ids, clock, shutdown, tracker, connections, presence })
     }
 
     pub fn connections(&self) -> usize {

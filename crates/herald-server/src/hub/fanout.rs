@@ -10,13 +10,13 @@
 //! by each app's broadcast rate limits, and an accepted broadcast must never be dropped; each
 //! entry is one shared frame (a refcount), not a copy per session.
 
-use super::{lock, Hub, SHARDS};
-use crate::api::{AcceptedBroadcast, Dispatch};
-use crate::gateway::conn::Sent;
+use super::{lock, Hub, Sent, SHARDS};
+use crate::broadcast::{Broadcast, Dispatch};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Counts of one fan-out on this node.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -65,12 +65,20 @@ impl Job {
 
 pub(super) type WorkerQueue = mpsc::UnboundedSender<Arc<Job>>;
 
-/// Starts `count` workers; they stop when the hub is dropped.
-pub(super) fn start_workers(hub: &Arc<Hub>, count: usize) -> Vec<WorkerQueue> {
+/// Starts `count` workers on the hub's task tracker; they stop at `shutdown` (sessions are being
+/// closed then) or when the hub is dropped.
+pub(super) fn start_workers(hub: &Arc<Hub>, count: usize, shutdown: &CancellationToken) -> Vec<WorkerQueue> {
     (0..count)
         .map(|index| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(worker(Arc::downgrade(hub), index, count, rx));
+            let shutdown = shutdown.clone();
+            let worker = worker(Arc::downgrade(hub), index, count, rx);
+            hub.tasks.spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = worker => {}
+                }
+            });
             tx
         })
         .collect()
@@ -222,25 +230,25 @@ fn finished(
         return;
     }
     let store = hub.store.clone();
-    tokio::spawn(async move {
+    hub.tasks.spawn(async move {
         if let Err(e) = store.add_broadcast_online_delivered(app_id, message_id, report.delivered()).await {
             tracing::warn!(error = %e, message_id, "could not record the fan-out count");
         }
     });
 }
 
-/// The fan-out side of the API: an accepted broadcast is encoded once, relayed to the other
-/// nodes (in a cluster) and queued to this node's workers before the API answers.
+/// The online fan-out of an accepted broadcast: encoded once, relayed to the other nodes (in a
+/// cluster) and queued to this node's workers before the API answers. A broadcast for offline
+/// push only (PushType 2) is counted as a fan-out that reached no session.
 impl Dispatch for Arc<Hub> {
-    fn dispatch(&self, b: Arc<AcceptedBroadcast>) {
+    fn dispatch(&self, b: &Arc<Broadcast>) {
         let started = std::time::Instant::now();
         let hub = Arc::downgrade(self);
-        let (app_id, message_id) = (b.app_id, b.message_id);
-        if !b.reaches_online_sessions() {
-            // PushType 2: no online delivery.
+        let (app_id, message_id) = (b.app_id(), b.message_id());
+        if !b.push_type().reaches_online_sessions() {
             return finished(&hub, app_id, message_id, FanoutReport::default(), started, "local");
         }
-        let frame = Hub::encode(&b);
+        let frame = b.encode_frame();
         if let Some(relay) = self.relay.get() {
             relay.relay(app_id, message_id, &frame);
         }

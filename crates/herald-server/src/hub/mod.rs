@@ -1,5 +1,6 @@
 //! The hub: this node's logged-in sessions, sharded, and the fan-out that writes one encoded
-//! broadcast frame to every one of them (`fanout.rs`).
+//! broadcast frame to every one of them (`fanout.rs`). The gateway hands each session in as a
+//! [`SessionHandle`] (`handle.rs`): the bounded outbox the fan-out writes to.
 //!
 //! Sessions live in `SHARDS` shards picked by a hash of the session id, each a map per app;
 //! presence (each user's devices) lives in its own shards picked by user. A session enters in two
@@ -8,26 +9,27 @@
 //! the fan-out under the shard lock — so no broadcast can overtake the login answer.
 
 mod fanout;
+mod handle;
 
 pub use fanout::FanoutReport;
+pub use handle::{Flushed, OutboxLimits, Sent, SessionHandle};
 
-use crate::api::{AcceptedBroadcast, Presence};
-use crate::gateway::conn::Conn;
+use crate::broadcast::Presence;
 use bytes::Bytes;
-use herald_proto::frame::{self, ServerFrame, ZimMessage};
-use herald_proto::ws::{self, Opcode};
 use herald_store::{Store, StoreError};
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
 
 struct Member {
-    conn: Arc<Conn>,
+    conn: Arc<SessionHandle>,
     /// SDK ≥ 2.10.0: older SDKs never receive broadcasts (ZIM's rule).
     receives_broadcasts: bool,
 }
@@ -41,7 +43,7 @@ struct SessionShard {
 struct DeviceSession {
     device_id: String,
     session_id: u64,
-    conn: Arc<Conn>,
+    conn: Arc<SessionHandle>,
 }
 
 #[derive(Default)]
@@ -69,6 +71,8 @@ pub struct Hub {
     /// One queue per fan-out worker, in acceptance order (see `fanout.rs`).
     workers: std::sync::OnceLock<Vec<fanout::WorkerQueue>>,
     broadcasts_done: AtomicU64,
+    /// Where the hub's own tasks run (fan-out workers, count updates), so shutdown waits for them.
+    tasks: TaskTracker,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,8 +92,9 @@ fn user_shard(app_id: u32, user_id: &str) -> usize {
 }
 
 impl Hub {
-    /// Creates the hub and starts its fan-out workers (one per runtime thread) on the current runtime.
-    pub fn new(store: Arc<dyn Store>) -> Arc<Hub> {
+    /// Creates the hub and starts its fan-out workers (one per runtime thread) on `tasks`; they
+    /// stop at `shutdown` or when the hub is dropped.
+    pub fn start(store: Arc<dyn Store>, tasks: TaskTracker, shutdown: CancellationToken) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             relay: std::sync::OnceLock::new(),
             sessions: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -97,10 +102,11 @@ impl Hub {
             store,
             workers: std::sync::OnceLock::new(),
             broadcasts_done: AtomicU64::new(0),
+            tasks,
         });
         // One fan-out worker per runtime thread (one per core, or TOKIO_WORKER_THREADS).
         let count = tokio::runtime::Handle::current().metrics().num_workers().clamp(1, SHARDS);
-        let _ = hub.workers.set(fanout::start_workers(&hub, count));
+        let _ = hub.workers.set(fanout::start_workers(&hub, count, &shutdown));
         hub
     }
 
@@ -120,7 +126,7 @@ impl Hub {
         user_id: &str,
         device_id: &str,
         session_id: u64,
-        conn: &Arc<Conn>,
+        conn: &Arc<SessionHandle>,
         max_per_user: usize,
     ) -> Result<(), JoinError> {
         let mut p = lock(&self.presence[user_shard(app_id, user_id)]);
@@ -138,7 +144,14 @@ impl Hub {
 
     /// Makes a reserved session receive broadcasts. `greeting` (the `login_ok` frame) is written
     /// under the shard lock the fan-out also takes, so it always reaches the socket first.
-    pub fn activate(&self, app_id: u32, session_id: u64, conn: Arc<Conn>, receives_broadcasts: bool, greeting: &Bytes) {
+    pub fn activate(
+        &self,
+        app_id: u32,
+        session_id: u64,
+        conn: Arc<SessionHandle>,
+        receives_broadcasts: bool,
+        greeting: &Bytes,
+    ) {
         let mut s = lock(&self.sessions[session_shard(session_id)]);
         conn.send(greeting);
         s.by_app.entry(app_id).or_default().insert(session_id, Member { conn, receives_broadcasts });
@@ -179,24 +192,6 @@ impl Hub {
     pub fn broadcasts_done(&self) -> u64 {
         self.broadcasts_done.load(Ordering::Acquire)
     }
-
-    /// Encodes the broadcast's frame once: JSON, then the WebSocket header, into one buffer.
-    pub fn encode(b: &AcceptedBroadcast) -> Bytes {
-        let json = frame::encode_server(&ServerFrame::Bcast {
-            msg: ZimMessage {
-                message_id: b.message_id.to_string(),
-                sender_user_id: b.from_user_id.clone(),
-                timestamp: b.timestamp_ms,
-                message_type: b.message_type,
-                message: b.message.clone(),
-                extended_data: b.extended_data.clone(),
-                sub_type: b.sub_type,
-                is_broadcast_message: true,
-                is_server_message: true,
-            },
-        });
-        ws::server_frame(Opcode::Text, &json)
-    }
 }
 
 impl Hub {
@@ -206,11 +201,20 @@ impl Hub {
     }
 }
 
-/// Single-node presence: this hub is the whole truth.
+/// Single-node presence: this hub is the whole truth. A session is present from the moment the
+/// hub reserved its device slot, so starting and ending one has nothing more to record.
 #[async_trait::async_trait]
 impl Presence for Hub {
     async fn online_among(&self, app_id: u32, user_ids: &[String]) -> Result<HashSet<String>, StoreError> {
         Ok(user_ids.iter().filter(|u| self.is_online_here(app_id, u)).cloned().collect())
+    }
+
+    async fn session_started(&self, _app_id: u32, _user_id: &str, _session_id: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn session_ended(&self, _session_id: u64) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
@@ -220,7 +224,7 @@ mod tests {
 
     async fn worker_count() -> usize {
         let store = herald_store::open("sqlite::memory:").await.unwrap();
-        Hub::new(store).workers.get().unwrap().len()
+        Hub::start(store, TaskTracker::new(), CancellationToken::new()).workers.get().unwrap().len()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 3)]

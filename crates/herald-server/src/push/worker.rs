@@ -8,9 +8,9 @@
 //! Memory holds one page, whatever the number of users. Jobs of one node run one after another;
 //! within a job each provider has its own concurrency and rate caps.
 
+use super::channel::{Attempt, Channel, RetryPolicy};
 use super::notification::Notification;
-use super::provider::{Attempt, Channel, RetryPolicy};
-use crate::api::Presence;
+use crate::broadcast::{Broadcast, Dispatch, Presence};
 use crate::clock::Clock;
 use herald_store::{PageDone, PushBinding, PushCounts, PushJob, PushProvider, Store, StoreError};
 use std::collections::HashMap;
@@ -36,6 +36,15 @@ pub struct PushWorker {
     lease_ms: i64,
     poll_interval: Duration,
     wake: Notify,
+}
+
+/// A broadcast with offline pushes (PushType 1 or 2) has its job row written already: start on it.
+impl Dispatch for PushWorker {
+    fn dispatch(&self, broadcast: &Arc<Broadcast>) {
+        if broadcast.push_type().pushes_offline() {
+            self.wake();
+        }
+    }
 }
 
 /// How one job run ended.
@@ -77,8 +86,8 @@ impl PushWorker {
         })
     }
 
-    /// Asks the worker to look for jobs now (a PushType 1/2 broadcast was accepted). A wake
-    /// while it is busy is kept, so the new job is never left waiting for the poll.
+    /// Asks the worker to look for jobs now. A wake while it is busy is kept, so a new job is
+    /// never left waiting for the poll.
     pub fn wake(&self) {
         self.wake.notify_one();
     }
@@ -144,7 +153,7 @@ impl PushWorker {
         let note = Notification::from_broadcast(&record);
         let mut cursor = job.cursor.clone();
         let mut counts = job.counts;
-        tracing::info!(app_id, message_id, push_type = job.push_type, resumed = cursor.is_some(), "push job started");
+        tracing::info!(app_id, message_id, push_type = %job.push_type, resumed = cursor.is_some(), "push job started");
         loop {
             let after = cursor.as_ref().map(|(u, d)| (u.as_str(), d.as_str()));
             let page = self.store.push_bindings_page(app_id, after, app.page_size).await?;
@@ -229,7 +238,7 @@ impl PushWorker {
                 Attempt::Failed(reason) => reason,
                 Attempt::Retry { after, reason } if attempt < app.retry.max_attempts => {
                     let wait = app.retry.delay(attempt, after);
-                    tracing::debug!(app_id = app.app_id, provider = channel.provider.name(), user_id = %binding.user_id,
+                    tracing::debug!(app_id = app.app_id, provider = channel.sender.name(), user_id = %binding.user_id,
                         attempt, ?wait, %reason, "push: retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
@@ -237,7 +246,7 @@ impl PushWorker {
                 }
                 Attempt::Retry { reason, .. } => reason,
             };
-            tracing::warn!(app_id = app.app_id, provider = channel.provider.name(), user_id = %binding.user_id,
+            tracing::warn!(app_id = app.app_id, provider = channel.sender.name(), user_id = %binding.user_id,
                 device_id = %binding.device_id, attempt, %reason, "push failed");
             return Outcome::Failed;
         }

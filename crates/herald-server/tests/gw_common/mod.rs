@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use herald_proto::signature::signed_query;
 use herald_proto::token04::{self, Mode};
 use herald_sdk::{ClientConfig, ConnectionState, Event, Events, ReconnectPolicy};
-use herald_server::api::Presence;
+use herald_server::broadcast::Presence;
 use herald_server::clock::{Clock, ManualClock};
 use herald_server::config::Config;
 use herald_server::Running;

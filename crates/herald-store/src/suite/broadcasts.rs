@@ -1,7 +1,7 @@
 //! Broadcast records: exact round trip and the online count.
 
 use super::T0;
-use crate::{BroadcastRecord, Store};
+use crate::{BroadcastRecord, MessageType, PushType, Store};
 
 /// Records round-trip exactly, u64 ids and counts above i64::MAX included.
 pub async fn broadcasts(store: &dyn Store) {
@@ -10,9 +10,9 @@ pub async fn broadcasts(store: &dyn Store) {
         app_id: app,
         message_id: u64::MAX - 7,
         from_user_id: "admin".into(),
-        message_type: 1,
+        message_type: MessageType::Custom,
         sub_type: 200,
-        push_type: 2,
+        push_type: PushType::OfflineOnly,
         body_json: r#"{"Message":"héllo","OfflinePush":{"Title":"t"}}"#.into(),
         accepted_at_ms: T0,
         online_delivered: 0,

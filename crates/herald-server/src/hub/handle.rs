@@ -1,6 +1,6 @@
-//! The shared half of one client connection: its bounded outbox and, for plain TCP, the socket's
+//! The handle the hub keeps for one session: its bounded outbox and, for plain TCP, the socket's
 //! write side, so the fan-out can write a frame straight into the kernel without waking the
-//! session task.
+//! session task (the gateway's task that owns the socket's read side).
 //!
 //! Overload policy: a frame is written at once when the outbox is empty and the socket takes it;
 //! otherwise it is queued. A queue that would pass `outbox_frames` or `outbox_bytes` marks the
@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
-/// What happened to one frame handed to [`Conn::send`].
+/// What happened to one frame handed to [`SessionHandle::send`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {
     /// In the kernel's socket buffer already.
@@ -25,7 +25,7 @@ pub enum Sent {
     Dropped,
 }
 
-/// What one [`Conn::flush_direct`] achieved.
+/// What one [`SessionHandle::flush_direct`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flushed {
     /// The backlog is empty.
@@ -50,7 +50,7 @@ struct State {
     close: Option<(u16, &'static str)>,
 }
 
-pub struct Conn {
+pub struct SessionHandle {
     direct: Option<OwnedWriteHalf>,
     limits: OutboxLimits,
     state: Mutex<State>,
@@ -58,11 +58,11 @@ pub struct Conn {
     wake: Notify,
 }
 
-impl Conn {
+impl SessionHandle {
     /// `direct` is the socket's write half for plain TCP; `None` for transports (TLS) that only
     /// the session task may write to.
-    pub fn new(direct: Option<OwnedWriteHalf>, limits: OutboxLimits) -> Conn {
-        Conn { direct, limits, state: Mutex::new(State::default()), wake: Notify::new() }
+    pub fn new(direct: Option<OwnedWriteHalf>, limits: OutboxLimits) -> SessionHandle {
+        SessionHandle { direct, limits, state: Mutex::new(State::default()), wake: Notify::new() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -3,8 +3,16 @@
 //! Unknown keys are refused (a typo must not silently fall back to a default), every limit has
 //! a named default, and secrets print masked. A few environment variables override the file;
 //! they are listed in [`ENV_OVERRIDES`] and in the README.
+//!
+//! The tables of the parts live beside this file (`push.rs`, `cluster.rs`); nothing here imports
+//! the parts it configures, so every part can depend on its configuration and never the reverse.
 
-pub use crate::push::config::{AppPushConfig, ChannelConfig, PushSettings, WebhookConfig};
+mod cluster;
+mod push;
+
+pub use cluster::{ClusterConfig, MAX_NODE_ID};
+use herald_proto::message::{MessageType, BROADCASTABLE};
+pub use push::{ApnsConfig, AppPushConfig, ChannelConfig, FcmConfig, PushSettings, WebhookConfig};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::fmt;
@@ -55,7 +63,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Cluster mode (`[cluster]`): absent means a single node.
     #[serde(default)]
-    pub cluster: Option<crate::cluster::ClusterConfig>,
+    pub cluster: Option<ClusterConfig>,
     /// The offline-push worker (`[push]`); providers are per app (`[apps.push]`).
     #[serde(default)]
     pub push: PushSettings,
@@ -183,6 +191,11 @@ pub struct AppLimits {
     pub user_extra_max_bytes: usize,
 }
 
+/// "1, 11, 12, 13, 14, 200": the types ZIM lets a broadcast carry, for messages.
+pub fn broadcastable_list() -> String {
+    BROADCASTABLE.iter().map(|t| t.code().to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// The hard ceiling ZIM documents for a message body.
 pub const MESSAGE_MAX_BYTES_CEILING: usize = 32 * 1024;
 
@@ -259,7 +272,7 @@ mod defaults {
         1024
     }
     pub fn broadcast_types() -> Vec<u32> {
-        vec![1, 11, 12, 13, 14, 200]
+        super::BROADCASTABLE.iter().map(|t| t.code()).collect()
     }
     pub fn users_per_call() -> usize {
         100
@@ -405,26 +418,7 @@ impl Config {
             }
         }
         if let Some(c) = &self.cluster {
-            if c.node_id == 0 || c.node_id > crate::cluster::MAX_NODE_ID {
-                return Err(invalid("cluster.node_id", format!("must be 1..={}", crate::cluster::MAX_NODE_ID)));
-            }
-            if !self.store_url().starts_with("postgres") {
-                return Err(invalid(
-                    "store.url",
-                    "cluster mode needs a store every node shares: set store.url to postgres://...",
-                ));
-            }
-            if c.node_lease_ms < 1000 {
-                return Err(invalid("cluster.node_lease_ms", "must be at least 1000"));
-            }
-            if c.subject_prefix.is_empty()
-                || c.subject_prefix.contains(|ch: char| ch.is_whitespace() || ch == '*' || ch == '>')
-            {
-                return Err(invalid(
-                    "cluster.subject_prefix",
-                    "must be a non-empty NATS subject without spaces or wildcards",
-                ));
-            }
+            c.validate(&self.store_url())?;
         }
         self.push.validate()?;
         let mut seen = HashSet::new();
@@ -463,11 +457,11 @@ impl Config {
                     format!("must be 1..={MESSAGE_MAX_BYTES_CEILING}"),
                 ));
             }
-            for t in &l.broadcast_message_types {
-                if ![1, 11, 12, 13, 14, 200].contains(t) {
+            for &t in &l.broadcast_message_types {
+                if !MessageType::from_code(i64::from(t)).is_ok_and(MessageType::is_broadcastable) {
                     return Err(invalid(
                         key("limits.broadcast_message_types"),
-                        format!("{t} cannot be broadcast; allowed: 1, 11, 12, 13, 14, 200"),
+                        format!("{t} cannot be broadcast; allowed: {}", broadcastable_list()),
                     ));
                 }
             }
@@ -483,6 +477,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// This node's id in a cluster (0 for a single node): it goes into every id the node makes.
+    pub fn node_id(&self) -> u16 {
+        self.cluster.as_ref().map_or(0, |c| c.node_id)
     }
 
     pub fn store_url(&self) -> String {
@@ -508,7 +507,7 @@ mod tests {
 
     #[test]
     fn example_config_parses() {
-        let text = include_str!("../../../herald.example.toml");
+        let text = include_str!("../../../../herald.example.toml");
         let c = parse(text).unwrap();
         assert_eq!(c.apps.len(), 1);
         assert_eq!(c.apps[0].app_id, 1234567890);
