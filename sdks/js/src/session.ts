@@ -64,6 +64,8 @@ export class Session {
   private push: { pushID: string; provider: ZIMPushProvider } | undefined;
 
   private connection: Connection | undefined;
+  /** The last `error` frame no request claimed: it explains the close that usually follows. */
+  private lastUnanswered: HeraldError | undefined;
   private readonly pending = new Map<number, Pending>();
   /** Requests waiting for the next login. */
   private waiting = {
@@ -396,9 +398,6 @@ export class Session {
         this.emit('error', { code: error.code, message: error.message });
     }
   }
-
-  /** The last `error` frame no request claimed: it explains the close that usually follows. */
-  private lastUnanswered: HeraldError | undefined;
 
   private onEnd(run: number, connection: Connection, code: number, reason: string): void {
     if (run !== this.run || connection !== this.connection) return;

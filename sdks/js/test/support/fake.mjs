@@ -14,6 +14,8 @@ export class FakeServer {
     this.mode = 'accept';
     /** Extra fields for the next login_ok (e.g. `{ recovered: true }`), or a function of the socket. */
     this.loginOk = {};
+    /** Answer every ping with a pong at once. */
+    this.autoPong = false;
     /** Called with (socket, loginFrame) instead of answering login_ok, when set. */
     this.onLogin = undefined;
     this.waiters = [];
@@ -40,6 +42,8 @@ export class FakeServer {
         const frame = JSON.parse(data);
         this.sent.push(frame);
         server.notify();
+        // A very fast network: the pong is there before send returns.
+        if (frame.t === 'ping' && server.autoPong) this.serverSend({ t: 'pong', id: frame.id });
         if (frame.t === 'login') {
           // Answered on a later turn, as a network would.
           setTimeout(() => {
