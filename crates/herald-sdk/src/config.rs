@@ -27,8 +27,11 @@ pub struct ClientConfig {
     pub sdk_version: String,
     /// Free text such as `android`, `ios`, `linux`. Default: the OS this crate was built for.
     pub platform: String,
-    /// Stable per device (≤ 64 bytes): the server keys this device's push binding on it.
-    /// Default: `"<user_id>-rust"`.
+    /// Stable per device (≤ 64 bytes): the server keys this device's push binding on it, and a
+    /// newer login from the same device replaces the older session (close 4507). Default: a
+    /// random `rust-<16 hex digits>` per `ClientConfig`, so two machines of one user never
+    /// replace each other; an app that wants its push binding to survive restarts stores its
+    /// own id and sets it here.
     pub device_id: String,
     /// Optional display name sent with `login`.
     pub user_name: Option<String>,
@@ -59,7 +62,7 @@ impl ClientConfig {
         Self {
             urls: urls.into_iter().map(Into::into).collect(),
             app_id,
-            device_id: format!("{user_id}-rust"),
+            device_id: format!("rust-{:016x}", rand::random::<u64>()),
             user_id,
             token: token.into(),
             sdk_version: DEFAULT_SDK_VERSION.to_owned(),

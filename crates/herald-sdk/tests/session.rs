@@ -80,7 +80,9 @@ async fn login_sends_the_config_and_reports_connected() {
     assert_eq!(sent.user_id, "alice");
     assert_eq!(sent.token, "token-1");
     assert_eq!(sent.sdk_version, "2.18.0");
-    assert_eq!(sent.device_id, "alice-rust");
+    assert!(sent.device_id.starts_with("rust-") && sent.device_id.len() == 21, "{}", sent.device_id);
+    let another = self::config(&[&server.url]);
+    assert_ne!(another.device_id, sent.device_id, "two instances never share a default device id");
     assert_eq!(sent.user_name.as_deref(), Some("Alice"));
     assert_eq!(client.state(), Connected);
     assert_eq!(client.session_id().as_deref(), Some("42"));

@@ -73,6 +73,10 @@ enum Command {
         token: String,
         #[arg(long, default_value = "2.18.0")]
         sdk_version: String,
+        /// This device's id (1..=64 bytes). Default: a random one per run; pass a fixed one to
+        /// keep a push binding across runs (a newer login from the same id replaces the older).
+        #[arg(long)]
+        device_id: Option<String>,
         #[arg(long, requires = "push_provider")]
         push_id: Option<String>,
         #[arg(long, value_parser = ["fcm", "apns", "webhook"], requires = "push_id")]
@@ -149,13 +153,25 @@ async fn run(command: Command) -> Result<()> {
             println!("{}", answer.map_err(anyhow::Error::msg)?);
             Ok(())
         }
-        Command::Listen { url, app_id, user_id, token, sdk_version, push_id, push_provider, count, timeout } => {
+        Command::Listen {
+            url,
+            app_id,
+            user_id,
+            token,
+            sdk_version,
+            device_id,
+            push_id,
+            push_provider,
+            count,
+            timeout,
+        } => {
             let args = cli::listen::ListenArgs {
                 url,
                 app_id,
                 user_id,
                 token,
                 sdk_version,
+                device_id,
                 push: push_id.zip(push_provider),
                 count,
                 timeout: timeout.map(Duration::from_secs),
