@@ -158,15 +158,17 @@ const TOKEN_CODES: ReadonlySet<number> = new Set([
 /**
  * The event to report when a connection ends for good, or `undefined` to reconnect.
  *
- * Token problems (4501, 4502, or a token error frame before the close) are `TokenExpired`: the
- * app's remedy is the same, fetch a new token and log in again. Any other terminal close means
+ * Token problems (a token error frame before the close, else 4501 or 4502) are `TokenExpired`:
+ * the app's remedy is the same, fetch a new token and log in again. Any other terminal close means
  * the server will not take this client back as it is: `KickedOut` (4507, a newer login from this
  * device, is ZIM's own case of it).
  */
 export function terminalEvent(closeCode: number, refusal?: HeraldError): ZIMConnectionEvent | undefined {
   if (!isTerminal(closeCode)) return undefined;
+  // The server also closes 4501 for a bad user_id, device_id or user_name (6000004): the error
+  // frame, when there is one, says which it was.
+  if (refusal) return refusalEvent(refusal);
   if (closeCode === CloseCode.LoginFailed || closeCode === CloseCode.TokenExpired) return ZIMConnectionEvent.TokenExpired;
-  if (refusal && TOKEN_CODES.has(refusal.code)) return ZIMConnectionEvent.TokenExpired;
   return ZIMConnectionEvent.KickedOut;
 }
 

@@ -251,6 +251,16 @@ test('the first login: a refusal rejects with the server code and message', asyn
   assert.deepEqual(rec.errors, [], 'the rejection carries it; no error event');
 });
 
+test('a 4501 close after a field error (6000004) is KickedOut, not TokenExpired', async () => {
+  const { server, zim, rec } = setup({ deviceID: 'd' });
+  server.onLogin = (socket, frame) => {
+    socket.serverSend({ t: 'error', id: frame.id, code: 6000004, message: 'user_name is 300 bytes; at most 256' });
+    socket.serverClose(4501, 'login failed');
+  };
+  await assert.rejects(zim.login('alice', { token: TOKEN, userName: 'x'.repeat(300) }), { code: 6000004 });
+  assert.deepEqual(rec.states.at(-1), [S.Disconnected, E.KickedOut]);
+});
+
 test('the first login walks the servers; none reachable rejects with 6000009 and LoginTimeout', async () => {
   const server = new FakeServer();
   server.mode = 'refuse';
