@@ -35,6 +35,11 @@ pub struct ClientConfig {
     pub device_id: String,
     /// Optional display name sent with `login`.
     pub user_name: Option<String>,
+    /// Recovery across restarts of the app: the `messageID` of the newest broadcast the app
+    /// already has (restored from its own storage). The first login then asks the server for
+    /// what was broadcast after it. Re-logins always ask with the newest delivered one, whatever
+    /// this says. Default `None`: the first login of a process asks for nothing.
+    pub since: Option<String>,
     /// How reconnects are spaced and when they give up.
     pub reconnect: ReconnectPolicy,
     /// The time one login may take, TCP connect and WebSocket upgrade included. Default 10 s.
@@ -68,6 +73,7 @@ impl ClientConfig {
             sdk_version: DEFAULT_SDK_VERSION.to_owned(),
             platform: std::env::consts::OS.to_owned(),
             user_name: None,
+            since: None,
             reconnect: ReconnectPolicy::default(),
             login_timeout: Duration::from_secs(10),
             dedup_capacity: 4096,

@@ -205,6 +205,47 @@ async fn a_broadcast_replayed_after_a_reconnect_reaches_the_app_once() {
 }
 
 #[tokio::test]
+async fn relogins_ask_for_what_came_after_the_newest_broadcast_and_report_recovery() {
+    let mut server = FakeServer::start().await;
+    let login = tokio::spawn(Client::login(config(&[&server.url])));
+    let mut conn = server.accept().await;
+    assert_eq!(conn.accept_login().await.since, None, "a process's first login asks for nothing");
+    let (_client, mut events) = login.await.unwrap().unwrap();
+    expect_state(&mut events, Connecting, ActiveLogin).await;
+    assert_eq!(expect_state(&mut events, Connected, Success).await, "", "no recovery asked, none reported");
+    conn.bcast("11").await;
+    conn.bcast("12").await;
+    expect_broadcast(&mut events, "11").await;
+    expect_broadcast(&mut events, "12").await;
+    conn.close(4000).await;
+
+    let mut conn = server.accept().await;
+    assert_eq!(conn.accept_login().await.since.as_deref(), Some("12"), "the newest delivered broadcast");
+    expect_state(&mut events, Reconnecting, LoginInterrupted).await;
+    assert_eq!(expect_state(&mut events, Connected, Success).await, r#"{"recovered":true}"#);
+    // A duplicate does not move the mark back; the next re-login asks after 13.
+    conn.bcast("13").await;
+    conn.bcast("12").await;
+    expect_broadcast(&mut events, "13").await;
+    conn.close(4000).await;
+    let mut conn = server.accept().await;
+    assert_eq!(conn.accept_login().await.since.as_deref(), Some("13"));
+}
+
+#[tokio::test]
+async fn a_restored_since_goes_with_the_first_login() {
+    let mut server = FakeServer::start().await;
+    let mut config = config(&[&server.url]);
+    config.since = Some("7391827364519283712".into());
+    let login = tokio::spawn(Client::login(config));
+    let mut conn = server.accept().await;
+    assert_eq!(conn.accept_login().await.since.as_deref(), Some("7391827364519283712"));
+    let (_client, mut events) = login.await.unwrap().unwrap();
+    expect_state(&mut events, Connecting, ActiveLogin).await;
+    assert_eq!(expect_state(&mut events, Connected, Success).await, r#"{"recovered":true}"#);
+}
+
+#[tokio::test]
 async fn reconnects_move_to_the_next_url() {
     let mut a = FakeServer::start().await;
     let mut b = FakeServer::start().await;

@@ -9,7 +9,7 @@ use crate::cluster::{ClusterPresence, NatsRelay};
 use crate::config::{Config, TlsConfig};
 use crate::devapp;
 use crate::gateway::Gateway;
-use crate::hub::Hub;
+use crate::hub::{Hub, RecoveryWindow};
 use crate::ids::IdGenerator;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -83,12 +83,20 @@ pub async fn start(
     let node_id = config.node_id();
     let ids = Arc::new(IdGenerator::new(node_id));
     let tracker = TaskTracker::new();
-    let hub = Hub::start(store.clone(), tracker.clone(), shutdown.clone());
+    let recovery = RecoveryWindow::new(config.recovery_window(), config.gateway.recovery_max_messages);
+    let hub = Hub::start(store.clone(), clock.clone(), recovery, tracker.clone(), shutdown.clone());
+    let app_ids: Vec<u32> = config.apps.iter().map(|a| a.app_id).collect();
     // One node: the hub knows who is online. A cluster: the shared store does, per node lease.
     let presence: Arc<dyn Presence> = match &config.cluster {
-        None => hub.clone(),
+        None => {
+            hub.load_recovery_window(&app_ids).await?;
+            hub.clone()
+        }
         Some(cluster) => {
+            // Subscribed before the window is loaded, and relayed broadcasts handed to the hub
+            // only after: none is missed, and the hub skips those the store already gave it.
             let (relay, subscription) = NatsRelay::connect(cluster, tracker.clone()).await?;
+            hub.load_recovery_window(&app_ids).await?;
             hub.set_relay(relay.clone());
             tracker.spawn(relay.run(subscription, hub.clone(), shutdown.clone()));
             let lease = Duration::from_millis(cluster.node_lease_ms);

@@ -132,6 +132,8 @@ pub struct BroadcastRecord {
     pub accepted_at_ms: i64,
     /// Sessions the online fan-out wrote to (filled in when the fan-out finishes).
     pub online_delivered: u64,
+    /// Sessions that missed it and got it replayed when they logged in again (recovery).
+    pub recovered_delivered: u64,
 }
 
 /// Where an offline-push job stands.
@@ -248,6 +250,11 @@ pub trait Store: Send + Sync + 'static {
     /// Adds one node's online deliveries to the broadcast's count: in a cluster every node that
     /// fanned it out adds its own share.
     async fn add_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()>;
+    /// Adds sessions that got the broadcast replayed on reconnect (recovery) to its count.
+    async fn add_broadcast_recovered(&self, app_id: u32, message_id: u64, recovered: u64) -> Result<()>;
+    /// The newest `limit` broadcasts of the app accepted at or after `since_ms` that went to
+    /// online sessions (PushType 0 and 1), oldest first: a starting node's recovery window.
+    async fn recent_broadcasts(&self, app_id: u32, since_ms: i64, limit: u32) -> Result<Vec<BroadcastRecord>>;
 
     /// Claims the oldest unfinished push job of `app_id` that is free: never claimed, claimed
     /// by `owner` itself (a node restarting picks its own jobs up at once), or whose lease

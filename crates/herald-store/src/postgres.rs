@@ -18,8 +18,8 @@
 use crate::pg_logins::{LoginWrites, NewUser, SessionStart};
 use crate::rows::{self, rate_decision};
 use crate::{
-    BroadcastRecord, PageDone, PushBinding, PushJob, RateDecision, Result, RowOutcome, Store, StoreError, UserChange,
-    UserRecord,
+    BroadcastRecord, PageDone, PushBinding, PushJob, PushType, RateDecision, Result, RowOutcome, Store, StoreError,
+    UserChange, UserRecord,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -56,7 +56,7 @@ const DEADLOCK_TRIES: u32 = 3;
 const USER_COLUMNS: &str = "user_id, user_name, user_avatar, extra, created_at_ms";
 const BINDING_COLUMNS: &str = "app_id, user_id, device_id, push_id, provider, updated_at_ms";
 const BROADCAST_COLUMNS: &str = "app_id, message_id, from_user_id, message_type, sub_type, \
-     push_type, body_json, accepted_at_ms, online_delivered";
+     push_type, body_json, accepted_at_ms, online_delivered, recovered_delivered";
 const JOB_COLUMNS: &str = "app_id, message_id, push_type, state, cursor_user_id, cursor_device_id, targeted, \
      sent, failed, removed, skipped_online, created_at_ms, updated_at_ms, finished_at_ms";
 /// [`JOB_COLUMNS`] of the table aliased `j`, for an `UPDATE ... FROM` whose other side has
@@ -348,10 +348,10 @@ impl Store for PostgresStore {
         // The job row is written when the bound flag says the broadcast pushes offline.
         sqlx::query(&format!(
             "WITH b AS (INSERT INTO broadcasts ({BROADCAST_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING app_id, message_id, push_type, accepted_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING app_id, message_id, push_type, accepted_at_ms) \
              INSERT INTO push_jobs (app_id, message_id, push_type, state, created_at_ms, updated_at_ms) \
              SELECT app_id, message_id, push_type, 'pending', accepted_at_ms, accepted_at_ms FROM b \
-             WHERE $10"
+             WHERE $11"
         ))
         .bind(i64::from(record.app_id))
         .bind(record.message_id as i64)
@@ -362,6 +362,7 @@ impl Store for PostgresStore {
         .bind(&record.body_json)
         .bind(record.accepted_at_ms)
         .bind(record.online_delivered as i64)
+        .bind(record.recovered_delivered as i64)
         .bind(record.push_type.pushes_offline())
         .execute(&self.pool)
         .await?;
@@ -393,6 +394,33 @@ impl Store for PostgresStore {
             tracing::warn!(app_id, message_id, "online count for an unknown broadcast dropped");
         }
         Ok(())
+    }
+
+    async fn add_broadcast_recovered(&self, app_id: u32, message_id: u64, recovered: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE broadcasts SET recovered_delivered = recovered_delivered + $1 WHERE app_id = $2 AND message_id = $3",
+        )
+        .bind(recovered as i64)
+        .bind(i64::from(app_id))
+        .bind(message_id as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_broadcasts(&self, app_id: u32, since_ms: i64, limit: u32) -> Result<Vec<BroadcastRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM (SELECT {BROADCAST_COLUMNS} FROM broadcasts \
+             WHERE app_id = $1 AND accepted_at_ms >= $2 AND push_type <> $3 \
+             ORDER BY accepted_at_ms DESC, message_id DESC LIMIT $4) newest ORDER BY accepted_at_ms, message_id"
+        ))
+        .bind(i64::from(app_id))
+        .bind(since_ms)
+        .bind(i16::from(PushType::OfflineOnly.code()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::broadcast).collect()
     }
 
     async fn claim_push_job(&self, app_id: u32, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<PushJob>> {

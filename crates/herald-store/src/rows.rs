@@ -100,6 +100,7 @@ pub(crate) fn broadcast(row: &impl Columns) -> Result<BroadcastRecord> {
         body_json: row.text("body_json")?,
         accepted_at_ms: row.int("accepted_at_ms")?,
         online_delivered: u64_column(row, "online_delivered")?,
+        recovered_delivered: u64_column(row, "recovered_delivered")?,
     })
 }
 

@@ -2,8 +2,8 @@
 
 use crate::rows::{self, rate_decision};
 use crate::{
-    BroadcastRecord, PageDone, PushBinding, PushJob, PushJobState, RateDecision, Result, RowOutcome, Store, UserChange,
-    UserRecord,
+    BroadcastRecord, PageDone, PushBinding, PushJob, PushJobState, PushType, RateDecision, Result, RowOutcome, Store,
+    UserChange, UserRecord,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -22,7 +22,7 @@ const READ_CONNECTIONS: u32 = 4;
 const USER_COLUMNS: &str = "user_id, user_name, user_avatar, extra, created_at_ms";
 const BINDING_COLUMNS: &str = "app_id, user_id, device_id, push_id, provider, updated_at_ms";
 const BROADCAST_COLUMNS: &str = "app_id, message_id, from_user_id, message_type, sub_type, \
-     push_type, body_json, accepted_at_ms, online_delivered";
+     push_type, body_json, accepted_at_ms, online_delivered, recovered_delivered";
 
 const JOB_COLUMNS: &str = "app_id, message_id, push_type, state, cursor_user_id, cursor_device_id, targeted, \
      sent, failed, removed, skipped_online, created_at_ms, updated_at_ms, finished_at_ms";
@@ -255,7 +255,7 @@ impl Store for SqliteStore {
 
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(&format!("INSERT INTO broadcasts ({BROADCAST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+        sqlx::query(&format!("INSERT INTO broadcasts ({BROADCAST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
             .bind(i64::from(record.app_id))
             .bind(record.message_id as i64)
             .bind(&record.from_user_id)
@@ -265,6 +265,7 @@ impl Store for SqliteStore {
             .bind(&record.body_json)
             .bind(record.accepted_at_ms)
             .bind(record.online_delivered as i64)
+            .bind(record.recovered_delivered as i64)
             .execute(&mut *tx)
             .await?;
         if record.push_type.pushes_offline() {
@@ -309,6 +310,33 @@ impl Store for SqliteStore {
             tracing::warn!(app_id, message_id, "online count for an unknown broadcast dropped");
         }
         Ok(())
+    }
+
+    async fn add_broadcast_recovered(&self, app_id: u32, message_id: u64, recovered: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE broadcasts SET recovered_delivered = recovered_delivered + ? WHERE app_id = ? AND message_id = ?",
+        )
+        .bind(recovered as i64)
+        .bind(i64::from(app_id))
+        .bind(message_id as i64)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_broadcasts(&self, app_id: u32, since_ms: i64, limit: u32) -> Result<Vec<BroadcastRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM (SELECT {BROADCAST_COLUMNS} FROM broadcasts \
+             WHERE app_id = ? AND accepted_at_ms >= ? AND push_type <> ? \
+             ORDER BY accepted_at_ms DESC, message_id DESC LIMIT ?) ORDER BY accepted_at_ms, message_id"
+        ))
+        .bind(i64::from(app_id))
+        .bind(since_ms)
+        .bind(i64::from(PushType::OfflineOnly.code()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::broadcast).collect()
     }
 
     async fn claim_push_job(&self, app_id: u32, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<PushJob>> {

@@ -63,6 +63,7 @@ async fn store_survives_reopen() {
         body_json: "{}".into(),
         accepted_at_ms: T0,
         online_delivered: 3,
+        recovered_delivered: 2,
     };
 
     let store = PostgresStore::open(&url).await.unwrap();
@@ -156,6 +157,7 @@ async fn nodes_never_claim_the_same_push_job() {
             body_json: "{}".into(),
             accepted_at_ms: T0 + id as i64,
             online_delivered: 0,
+            recovered_delivered: 0,
         };
         nodes[0].insert_broadcast(&record).await.unwrap();
     }

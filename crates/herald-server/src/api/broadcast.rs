@@ -88,6 +88,7 @@ pub async fn send_to_all(
             body_json: serde_json::Value::Object(message_body.clone()).to_string(),
             accepted_at_ms: now_ms,
             online_delivered: 0,
+            recovered_delivered: 0,
         },
         message: message.to_string(),
         extended_data: extended_data.to_string(),

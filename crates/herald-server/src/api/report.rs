@@ -1,6 +1,7 @@
 //! `QueryBroadcastReport` (Herald's own action, beyond ZIM): what became of one
-//! `SendMessageToAllUsers` call — sessions reached online and the offline-push job's state
-//! and counts. Signed and answered like every ZIM action.
+//! `SendMessageToAllUsers` call — sessions reached online (live, and by recovery after a
+//! reconnect) and the offline-push job's state and counts. Signed and answered like every ZIM
+//! action.
 
 use super::error::ApiError;
 use super::json;
@@ -44,6 +45,8 @@ pub async fn query(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fields, Ap
         ("PushType", json!(record.push_type.code())),
         ("AcceptedAt", json!(record.accepted_at_ms)),
         ("OnlineDelivered", json!(record.online_delivered)),
+        // Sessions that missed it and got it replayed on reconnect (recovery), counted apart.
+        ("RecoveredDelivered", json!(record.recovered_delivered)),
         ("OfflinePush", push),
     ])
 }

@@ -153,6 +153,7 @@ mod tests {
             body_json: body_json.into(),
             accepted_at_ms: 1_700_000_000_123,
             online_delivered: 0,
+            recovered_delivered: 0,
         }
     }
 

@@ -145,6 +145,14 @@ pub struct GatewayConfig {
     /// WebSocket sessions the server holds at once; upgrades past it answer HTTP 503.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// How long a broadcast stays replayable to a client that logs in again with `since`
+    /// (docs/protocol.md, "Recovery"); 0 turns recovery off.
+    #[serde(default = "defaults::recovery_window_s")]
+    pub recovery_window_s: u64,
+    /// Broadcasts per app kept for recovery, the newest; with the window, this bounds the
+    /// memory recovery takes (about this many encoded messages per app).
+    #[serde(default = "defaults::recovery_max_messages")]
+    pub recovery_max_messages: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -255,6 +263,12 @@ mod defaults {
     }
     pub fn max_connections() -> usize {
         100_000
+    }
+    pub fn recovery_window_s() -> u64 {
+        300
+    }
+    pub fn recovery_max_messages() -> usize {
+        1000
     }
     pub fn yes() -> bool {
         true
@@ -409,6 +423,7 @@ impl Config {
             ("gateway.max_connections", g.max_connections),
             ("gateway.device_id_max_bytes", g.device_id_max_bytes),
             ("gateway.push_id_max_bytes", g.push_id_max_bytes),
+            ("gateway.recovery_max_messages", g.recovery_max_messages),
             ("api.max_body_bytes", self.api.max_body_bytes),
             ("store.max_connections", self.store.max_connections as usize),
             ("api.signature_window_s", self.api.signature_window_s as usize),
@@ -494,6 +509,10 @@ impl Config {
 
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.gateway.heartbeat_interval_ms)
+    }
+
+    pub fn recovery_window(&self) -> Duration {
+        Duration::from_secs(self.gateway.recovery_window_s)
     }
 }
 

@@ -21,6 +21,8 @@ pub enum Refusal {
     DeviceId { len: usize, max: usize },
     #[error("user_name is {len} bytes; at most {max} (apps.limits.user_name_max_bytes)")]
     UserName { len: usize, max: usize },
+    #[error("since {0:?} is not a messageID (a decimal 64-bit number in a string)")]
+    Since(String),
     #[error("user already has {max} sessions (gateway.max_sessions_per_user)")]
     TooManySessions { max: usize },
     #[error("server storage failed; try again")]
@@ -59,6 +61,7 @@ impl Refusal {
             | Refusal::SdkVersion(_)
             | Refusal::DeviceId { .. }
             | Refusal::UserName { .. }
+            | Refusal::Since(_)
             | Refusal::PushProvider(_)
             | Refusal::PushId { .. } => code::SDK_FIELD_INVALID,
             Refusal::TooManySessions { .. } => code::SDK_TOO_MANY_SESSIONS,
@@ -77,7 +80,8 @@ impl Refusal {
             | Refusal::Token(_)
             | Refusal::UserId(_)
             | Refusal::DeviceId { .. }
-            | Refusal::UserName { .. } => Some(close::LOGIN_FAILED),
+            | Refusal::UserName { .. }
+            | Refusal::Since(_) => Some(close::LOGIN_FAILED),
             Refusal::SdkVersion(_) => Some(close::UNSUPPORTED_VERSION),
             Refusal::TooManySessions { .. } => Some(close::TOO_MANY_SESSIONS),
             Refusal::LoginStoreFailed => Some(close::INTERNAL),

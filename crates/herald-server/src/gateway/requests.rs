@@ -35,6 +35,10 @@ pub async fn login(gw: &Gateway, handle: &Arc<SessionHandle>, login: Login) -> R
         .map_err(Refusal::Token)?;
     herald_proto::user_id::check_user_id(&login.user_id).map_err(Refusal::UserId)?;
     let version: SdkVersion = login.sdk_version.parse().map_err(|e| Refusal::SdkVersion(format!("{e}")))?;
+    let since = match &login.since {
+        None => None,
+        Some(id) => Some(id.parse::<u64>().map_err(|_| Refusal::Since(id.clone()))?),
+    };
     let max = gw.cfg.device_id_max_bytes;
     if login.device_id.is_empty() || login.device_id.len() > max {
         return Err(Refusal::DeviceId { len: login.device_id.len(), max });
@@ -59,16 +63,19 @@ pub async fn login(gw: &Gateway, handle: &Arc<SessionHandle>, login: Login) -> R
         return Err(Refusal::LoginStoreFailed);
     }
     let expire = token.claims.expire;
-    let login_ok = ServerFrame::LoginOk {
-        id: login.id,
-        session_id: session_id.to_string(),
-        heartbeat_ms: gw.cfg.heartbeat_interval_ms,
-        timeout_ms: gw.cfg.heartbeat_timeout_ms,
-        token_expire: expire,
-        server_time_ms: gw.clock.now_ms(),
+    let greeting = |recovered| {
+        let login_ok = ServerFrame::LoginOk {
+            id: login.id,
+            session_id: session_id.to_string(),
+            heartbeat_ms: gw.cfg.heartbeat_interval_ms,
+            timeout_ms: gw.cfg.heartbeat_timeout_ms,
+            token_expire: expire,
+            server_time_ms: gw.clock.now_ms(),
+            recovered,
+        };
+        ws::server_frame(Opcode::Text, &frame::encode_server(&login_ok))
     };
-    let greeting = ws::server_frame(Opcode::Text, &frame::encode_server(&login_ok));
-    gw.hub.activate(app.app_id, session_id, handle.clone(), version >= BROADCAST_MIN, &greeting);
+    gw.hub.activate(app.app_id, session_id, handle.clone(), version >= BROADCAST_MIN, since, greeting);
     tracing::debug!(session_id, app_id = app.app_id, platform = %login.platform, "session logged in");
     Ok(LoggedIn {
         app_id: app.app_id,

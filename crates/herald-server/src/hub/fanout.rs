@@ -44,6 +44,8 @@ type Done = Box<dyn FnOnce(FanoutReport) + Send>;
 /// One broadcast on its way through every worker.
 pub(super) struct Job {
     app_id: u32,
+    /// The hub's fan-out sequence number: jobs reach the workers in this order.
+    seq: u64,
     frame: Bytes,
     /// Workers that have not finished this job yet; the last one runs `done`.
     remaining: AtomicUsize,
@@ -138,15 +140,11 @@ async fn worker(hub: Weak<Hub>, index: usize, count: usize, mut jobs: mpsc::Unbo
             }
         }
         let groups = group_by_app(&batch);
+        let upto_seq = batch.last().map_or(0, |job| job.seq);
         let mut reports = vec![FanoutReport::default(); batch.len()];
         for shard in (index..SHARDS).step_by(count) {
             let Some(hub) = hub.upgrade() else { return };
-            for group in &groups {
-                let r = hub.write_shard(shard, group.app_id, &group.bytes);
-                for &i in &group.jobs {
-                    reports[i].add(r);
-                }
-            }
+            hub.write_shard(shard, &groups, upto_seq, &mut reports);
             drop(hub);
             tokio::task::yield_now().await;
         }
@@ -157,32 +155,47 @@ async fn worker(hub: Weak<Hub>, index: usize, count: usize, mut jobs: mpsc::Unbo
 }
 
 impl Hub {
-    /// Writes `frame` (one or several back-to-back WebSocket frames) to every session of
-    /// `app_id` in one shard.
-    fn write_shard(&self, shard: usize, app_id: u32, frame: &Bytes) -> FanoutReport {
-        let mut r = FanoutReport::default();
-        let shard = lock(&self.sessions[shard]);
-        let Some(members) = shard.by_app.get(&app_id) else { return r };
-        for m in members.values() {
-            if !m.receives_broadcasts {
-                r.skipped_old_sdk += 1;
-                continue;
+    /// Writes each group's frames (one or several back-to-back WebSocket frames) to every
+    /// session of its app in one shard, and marks the shard written up to `upto_seq`, all under
+    /// one hold of the shard's lock (see `recovery.rs` for why the mark goes with the writes).
+    fn write_shard(&self, shard: usize, groups: &[Group], upto_seq: u64, reports: &mut [FanoutReport]) {
+        let mut shard = lock(&self.sessions[shard]);
+        for group in groups {
+            let mut r = FanoutReport::default();
+            if let Some(members) = shard.by_app.get(&group.app_id) {
+                for m in members.values() {
+                    if !m.receives_broadcasts {
+                        r.skipped_old_sdk += 1;
+                        continue;
+                    }
+                    match m.conn.send(&group.bytes) {
+                        Sent::Written => r.written += 1,
+                        Sent::Queued => r.queued += 1,
+                        Sent::Dropped => r.dropped += 1,
+                    }
+                }
             }
-            match m.conn.send(frame) {
-                Sent::Written => r.written += 1,
-                Sent::Queued => r.queued += 1,
-                Sent::Dropped => r.dropped += 1,
+            for &i in &group.jobs {
+                reports[i].add(r);
             }
         }
-        r
+        shard.written_seq = upto_seq;
     }
 
-    /// Queues `frame` for every session of `app_id` on this node, behind every broadcast
-    /// submitted before it; `done` runs once with the counts when every shard has it.
-    pub fn submit(&self, app_id: u32, frame: Bytes, done: impl FnOnce(FanoutReport) + Send + 'static) {
+    /// Numbers `frame`, keeps it in the recovery window and queues it for every session of
+    /// `app_id` on this node, behind every broadcast submitted before it; `done` runs once with
+    /// the counts when every shard has it.
+    pub fn submit(&self, app_id: u32, message_id: u64, frame: Bytes, done: impl FnOnce(FanoutReport) + Send + 'static) {
         let workers = self.workers.get().expect("workers start with the hub");
+        let mut last_seq = lock(&self.last_seq);
+        *last_seq += 1;
+        let seq = *last_seq;
+        // Kept before any worker can write it: a shard marked written up to `seq` must be able
+        // to replay it.
+        self.recovery.record(app_id, seq, message_id, self.clock.now_ms(), &frame);
         let job = Arc::new(Job {
             app_id,
+            seq,
             frame,
             remaining: AtomicUsize::new(workers.len()),
             report: Mutex::new(FanoutReport::default()),
@@ -196,11 +209,17 @@ impl Hub {
         }
     }
 
-    /// Fans out a frame another node accepted and encoded.
+    /// Fans out a frame another node accepted and encoded, unless this node already has it (it
+    /// loaded it from the store at start, before the relay reached it).
     pub fn deliver_relayed(self: &Arc<Self>, app_id: u32, message_id: u64, frame: Bytes) {
+        if self.recovery.contains(app_id, message_id) {
+            return tracing::debug!(app_id, message_id, "relayed broadcast already known here; skipped");
+        }
         let hub = Arc::downgrade(self);
         let started = std::time::Instant::now();
-        self.submit(app_id, frame, move |report| finished(&hub, app_id, message_id, report, started, "relayed"));
+        self.submit(app_id, message_id, frame, move |report| {
+            finished(&hub, app_id, message_id, report, started, "relayed")
+        });
     }
 }
 
@@ -252,7 +271,9 @@ impl Dispatch for Arc<Hub> {
         if let Some(relay) = self.relay.get() {
             relay.relay(app_id, message_id, &frame);
         }
-        self.submit(app_id, frame, move |report| finished(&hub, app_id, message_id, report, started, "local"));
+        self.submit(app_id, message_id, frame, move |report| {
+            finished(&hub, app_id, message_id, report, started, "local")
+        });
     }
 }
 
@@ -263,6 +284,7 @@ mod tests {
     fn job(app_id: u32, frame: &'static [u8]) -> Arc<Job> {
         Arc::new(Job {
             app_id,
+            seq: 0,
             frame: Bytes::from_static(frame),
             remaining: AtomicUsize::new(1),
             report: Mutex::new(FanoutReport::default()),

@@ -125,6 +125,11 @@ impl SessionHandle {
         self.wake.notified().await
     }
 
+    /// Bytes the outbox holds before the session counts as a slow consumer.
+    pub fn capacity_bytes(&self) -> usize {
+        self.limits.bytes
+    }
+
     pub fn has_backlog(&self) -> bool {
         !self.lock().queue.is_empty()
     }

@@ -5,16 +5,20 @@
 //! Sessions live in `SHARDS` shards picked by a hash of the session id, each a map per app;
 //! presence (each user's devices) lives in its own shards picked by user. A session enters in two
 //! steps: [`Hub::reserve`] claims its device slot (refusing a user at the cap, replacing the same
-//! device's older session), and [`Hub::activate`] writes its `login_ok` and makes it visible to
-//! the fan-out under the shard lock — so no broadcast can overtake the login answer.
+//! device's older session), and [`Hub::activate`] writes its `login_ok` — and, for a client that
+//! asked, the broadcasts it missed (`recovery.rs`) — and makes it visible to the fan-out under the
+//! shard lock, so no broadcast can overtake the login answer or the replay.
 
 mod fanout;
 mod handle;
+mod recovery;
 
 pub use fanout::FanoutReport;
 pub use handle::{Flushed, OutboxLimits, Sent, SessionHandle};
+pub use recovery::{RecoveryWindow, Replay};
 
 use crate::broadcast::Presence;
+use crate::clock::Clock;
 use bytes::Bytes;
 use herald_store::{Store, StoreError};
 use std::collections::hash_map::{DefaultHasher, Entry};
@@ -37,6 +41,9 @@ struct Member {
 #[derive(Default)]
 struct SessionShard {
     by_app: HashMap<u32, HashMap<u64, Member>>,
+    /// The fan-out sequence number of the last broadcast written to this shard: a session
+    /// activated now gets later ones live, and may get this one and earlier ones replayed.
+    written_seq: u64,
 }
 
 /// One logged-in device of a user on this node.
@@ -73,6 +80,12 @@ pub struct Hub {
     broadcasts_done: AtomicU64,
     /// Where the hub's own tasks run (fan-out workers, count updates), so shutdown waits for them.
     tasks: TaskTracker,
+    clock: Arc<dyn Clock>,
+    recovery: RecoveryWindow,
+    recovered: recovery::RecoveredCounts,
+    /// The last fan-out sequence number given out. Held while a broadcast is numbered, kept in
+    /// the recovery window and queued to the workers, so queue order is sequence order.
+    last_seq: Mutex<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -94,7 +107,13 @@ fn user_shard(app_id: u32, user_id: &str) -> usize {
 impl Hub {
     /// Creates the hub and starts its fan-out workers (one per runtime thread) on `tasks`; they
     /// stop at `shutdown` or when the hub is dropped.
-    pub fn start(store: Arc<dyn Store>, tasks: TaskTracker, shutdown: CancellationToken) -> Arc<Hub> {
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        recovery: RecoveryWindow,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             relay: std::sync::OnceLock::new(),
             sessions: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -103,11 +122,37 @@ impl Hub {
             workers: std::sync::OnceLock::new(),
             broadcasts_done: AtomicU64::new(0),
             tasks,
+            clock,
+            recovery,
+            recovered: recovery::RecoveredCounts::default(),
+            last_seq: Mutex::new(0),
         });
         // One fan-out worker per runtime thread (one per core, or TOKIO_WORKER_THREADS).
         let count = tokio::runtime::Handle::current().metrics().num_workers().clamp(1, SHARDS);
         let _ = hub.workers.set(fanout::start_workers(&hub, count, &shutdown));
+        hub.tasks.spawn(flush_recovered_counts(Arc::downgrade(&hub), shutdown));
         hub
+    }
+
+    /// Fills the recovery window from the store before the node serves anyone (after a restart,
+    /// or a node joining a cluster), so clients that come back here recover from it.
+    pub async fn load_recovery_window(&self, app_ids: &[u32]) -> Result<(), StoreError> {
+        let now_ms = self.clock.now_ms();
+        let first = *lock(&self.last_seq) + 1;
+        let mut next = first;
+        for &app_id in app_ids {
+            next += recovery::load(&self.recovery, &*self.store, app_id, now_ms, next).await?;
+        }
+        let (last, loaded) = (next - 1, next - first);
+        *lock(&self.last_seq) = last;
+        // Everything loaded counts as written to every shard: it is replayed, never sent live.
+        for shard in &self.sessions {
+            lock(shard).written_seq = last;
+        }
+        if loaded > 0 {
+            tracing::info!(broadcasts = loaded, "recovery window loaded from the store");
+        }
+        Ok(())
     }
 
     /// Joins this hub to a cluster: every broadcast accepted here is also relayed.
@@ -142,18 +187,30 @@ impl Hub {
         Ok(())
     }
 
-    /// Makes a reserved session receive broadcasts. `greeting` (the `login_ok` frame) is written
-    /// under the shard lock the fan-out also takes, so it always reaches the socket first.
+    /// Makes a reserved session receive broadcasts. Under the shard lock the fan-out also takes,
+    /// it writes the greeting (`login_ok`, made from whether recovery succeeded, when the client
+    /// asked with `since`), then the broadcasts it missed, then lets live ones reach it: nothing
+    /// overtakes the greeting, nothing is both replayed and sent live, nothing falls between.
+    /// Sessions of SDKs that get no broadcasts get no replay, and no `recovered`.
     pub fn activate(
         &self,
         app_id: u32,
         session_id: u64,
         conn: Arc<SessionHandle>,
         receives_broadcasts: bool,
-        greeting: &Bytes,
+        since: Option<u64>,
+        greeting: impl FnOnce(Option<bool>) -> Bytes,
     ) {
         let mut s = lock(&self.sessions[session_shard(session_id)]);
-        conn.send(greeting);
+        let replay = since.filter(|_| receives_broadcasts).map(|since| {
+            self.recovery.replay(app_id, since, s.written_seq, self.clock.now_ms(), conn.capacity_bytes())
+        });
+        conn.send(&greeting(replay.as_ref().map(|r| matches!(r, Replay::Recovered { .. }))));
+        if let Some(Replay::Recovered { frames, message_ids }) = replay {
+            if !frames.is_empty() && conn.send(&frames) != Sent::Dropped {
+                self.recovered.add(app_id, &message_ids);
+            }
+        }
         s.by_app.entry(app_id).or_default().insert(session_id, Member { conn, receives_broadcasts });
     }
 
@@ -218,13 +275,31 @@ impl Presence for Hub {
     }
 }
 
+/// Writes the replayed-delivery counts every second, and once more at shutdown.
+async fn flush_recovered_counts(hub: std::sync::Weak<Hub>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        let Some(hub) = hub.upgrade() else { return };
+        hub.recovered.flush(&*hub.store).await;
+        if stopping {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     async fn worker_count() -> usize {
         let store = herald_store::open("sqlite::memory:").await.unwrap();
-        Hub::start(store, TaskTracker::new(), CancellationToken::new()).workers.get().unwrap().len()
+        let clock = Arc::new(crate::clock::SystemClock);
+        let window = RecoveryWindow::new(std::time::Duration::ZERO, 0);
+        Hub::start(store, clock, window, TaskTracker::new(), CancellationToken::new()).workers.get().unwrap().len()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 3)]

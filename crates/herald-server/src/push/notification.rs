@@ -76,6 +76,7 @@ mod tests {
             body_json: body.into(),
             accepted_at_ms: 0,
             online_delivered: 0,
+            recovered_delivered: 0,
         }
     }
 

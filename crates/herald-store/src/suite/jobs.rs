@@ -17,6 +17,7 @@ fn broadcast(app_id: u32, message_id: u64, push_type: PushType, accepted_at_ms: 
         body_json: r#"{"Message":"hi"}"#.into(),
         accepted_at_ms,
         online_delivered: 0,
+        recovered_delivered: 0,
     }
 }
 
