@@ -339,6 +339,38 @@ pub enum ConfigError {
     Invalid { key: String, problem: String },
 }
 
+/// A TOML or type error, told by line and key. toml's own rendering quotes the offending line,
+/// and serde's names the offending value; either can be a `server_secret` or a webhook
+/// `secret`, which must not reach a terminal or a log. So the line is never quoted, and values
+/// are cut out of the message.
+fn parse_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = without_values(e.message().trim());
+    let Some(at) = e.span().map(|span| span.start) else { return ConfigError::Parse(message) };
+    let line_no = text[..at.min(text.len())].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    // The key of a `key = value` line (never its value), or a `[table]` header.
+    let key = match line.split_once('=') {
+        Some((key, _)) => key.trim(),
+        None if line.starts_with('[') => line,
+        None => "",
+    };
+    let place = if key.is_empty() { format!("line {line_no}") } else { format!("line {line_no} ({key})") };
+    ConfigError::Parse(format!("{place}: {message}"))
+}
+
+/// `invalid type: string "…", expected u32` loses its `"…"`; the kinds and the expectation
+/// stay, and so does everything that names keys (`unknown field`, `duplicate key`).
+fn without_values(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let kind = rest.split([' ', ',']).next().unwrap_or("");
+            let expected = rest.find(", expected").map_or("", |i| &rest[i..]);
+            return format!("{prefix}{kind}{expected}");
+        }
+    }
+    message.lines().next().unwrap_or("").to_string()
+}
+
 pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), problem: problem.into() }
 }
@@ -356,7 +388,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 impl Config {
     /// Parses TOML text, applies `env` overrides, and validates.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut config: Config = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
         config.apply_env(env)?;
         config.validate()?;
         Ok(config)
@@ -599,5 +631,34 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("fa94dd0f"), "{shown}");
         assert!(shown.contains("Secret(****)"));
+    }
+    /// Every way a config file can go wrong on a secret's line names the line and the key and
+    /// never prints the secret.
+    #[test]
+    fn config_errors_never_print_a_secret() {
+        let secret = "s3cr3t5s3cr3t5s3cr3t5s3cr3t5abcd";
+        let app = format!("[[apps]]\napp_id = 7\n");
+        for (text, line, key) in [
+            // A syntax error on the secret's line (the closing quote is missing).
+            (format!("{app}server_secret = \"{secret}\n"), 3, "server_secret"),
+            // A misspelt key.
+            (format!("{app}server_secert = \"{secret}\"\n"), 3, "server_secert"),
+            // The key twice.
+            (format!("{app}server_secret = \"{secret}\"\nserver_secret = \"{secret}\"\n"), 4, "server_secret"),
+            // A secret of the wrong type, and a secret where a number belongs.
+            (
+                format!("{app}server_secret = \"{secret}\"\n[apps.push.webhook]\nurl = \"http://x\"\nsecret = [\"{secret}\"]\n"),
+                6,
+                "secret",
+            ),
+            (format!("[[apps]]\napp_id = \"{secret}\"\nserver_secret = \"{secret}\"\n"), 2, "app_id"),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(!err.contains("s3cr3t5"), "{text:?} printed the secret: {err}");
+            assert!(err.contains(&format!("line {line}")), "{text:?}: no line {line} in {err}");
+            assert!(err.contains(key), "{text:?}: no key {key:?} in {err}");
+        }
+        let err = parse(&format!("{app}server_secert = \"{secret}\"\n")).unwrap_err().to_string();
+        assert!(err.contains("server_secert"), "the unknown key is named: {err}");
     }
 }
