@@ -49,6 +49,10 @@ pub enum Refusal {
     TokenTooShort { valid_s: i64, min_s: i64 },
     #[error("could not {0}; try again")]
     StoreFailed(&'static str),
+
+    // --- The session's own end ---
+    #[error("the session's token expired at {expire} (Unix seconds); renew_token before it does")]
+    SessionTokenExpired { expire: i64 },
 }
 
 impl Refusal {
@@ -57,6 +61,7 @@ impl Refusal {
         match self {
             Refusal::UnknownApp(_) => code::SDK_TOKEN_INVALID_OR_APP,
             Refusal::Token(e) | Refusal::RenewToken(e) => e.sdk_code(),
+            Refusal::SessionTokenExpired { .. } => code::SDK_TOKEN_EXPIRED,
             Refusal::UserId(_)
             | Refusal::SdkVersion(_)
             | Refusal::DeviceId { .. }
@@ -75,7 +80,9 @@ impl Refusal {
     /// The close code when this refusal ends the session; `None` when the session goes on.
     pub fn close_code(&self) -> Option<u16> {
         match self {
-            Refusal::Token(TokenError::Expired { .. }) => Some(close::TOKEN_EXPIRED),
+            Refusal::Token(TokenError::Expired { .. }) | Refusal::SessionTokenExpired { .. } => {
+                Some(close::TOKEN_EXPIRED)
+            }
             Refusal::UnknownApp(_)
             | Refusal::Token(_)
             | Refusal::UserId(_)

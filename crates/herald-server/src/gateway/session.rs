@@ -18,6 +18,9 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 /// How long the closing handshake may take to write once the session is over.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a closed session keeps reading (and discarding) the client's input so its close
+/// frame is not lost to a reset.
+const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How frames reach the socket.
 pub enum Writer {
@@ -61,7 +64,7 @@ pub async fn run<R: AsyncRead + Unpin>(gw: Arc<Gateway>, mut reader: R, writer: 
     let burst = f64::from(gw.cfg.client_frames_per_second) * 2.0;
     let mut s = Session { gw, handle, user: None, flood_tokens: burst, flood_at: Instant::now() };
     let ending = s.drive(&mut reader, &mut queued, leftover).await;
-    s.finish(ending, queued).await;
+    s.finish(ending, queued, &mut reader).await;
 }
 
 impl Session {
@@ -146,6 +149,7 @@ impl Session {
                 (true, Some(since)) => Some(since + stall_timeout),
             };
             let warn_at = self.token_warning_at();
+            let expire_at = self.token_expiry_at();
             let direct = self.handle.clone();
             tokio::select! {
                 biased;
@@ -167,6 +171,11 @@ impl Session {
                     };
                 }
                 _ = sleep_until(warn_at.unwrap_or(deadline)), if warn_at.is_some() => self.warn_token(),
+                _ = sleep_until(expire_at.unwrap_or(deadline)), if expire_at.is_some() => {
+                    if let Some(end) = self.end_if_token_expired() {
+                        return end;
+                    }
+                }
             }
         }
     }
@@ -179,6 +188,22 @@ impl Session {
         }
         let due_s = user.token_expire_s - TOKEN_WARNING_S - self.gw.clock.now_s();
         Some(Instant::now() + Duration::from_secs(due_s.max(0) as u64))
+    }
+
+    /// When the session's token runs out, if the clock says so then.
+    fn token_expiry_at(&self) -> Option<Instant> {
+        let user = self.user.as_ref()?;
+        let left_s = user.token_expire_s - self.gw.clock.now_s();
+        Some(Instant::now() + Duration::from_secs(left_s.max(0) as u64))
+    }
+
+    /// A token that ran out without `renew_token` ends its session (ZIM's TokenExpired): a
+    /// short-lived token means a short session. The client is told why first (6000106), then
+    /// closed with 4502, after which SDKs do not reconnect with the same token.
+    fn end_if_token_expired(&mut self) -> Option<Ending> {
+        let expire = self.user.as_ref()?.token_expire_s;
+        let now = self.gw.clock.now_s();
+        (expire <= now).then(|| self.refuse(0, Refusal::SessionTokenExpired { expire }))?
     }
 
     fn warn_token(&mut self) {
@@ -274,8 +299,14 @@ impl Session {
     }
 
     /// Leaves the hub and presence, and performs the closing handshake, best effort and bounded
-    /// in time.
-    async fn finish(self, Ending { code, detail }: Ending, queued: Option<Box<dyn AsyncWrite + Unpin + Send>>) {
+    /// in time: frames the client is owed, the close frame, the end of our side, then a short
+    /// drain of the client's side so the close frame is read rather than reset away.
+    async fn finish<R: AsyncRead + Unpin>(
+        self,
+        Ending { code, detail }: Ending,
+        queued: Option<Box<dyn AsyncWrite + Unpin + Send>>,
+        reader: &mut R,
+    ) {
         if let Some(user) = &self.user {
             self.gw.hub.leave(user.app_id, &user.user_id, user.session_id);
             if let Err(e) = self.gw.presence.session_ended(user.session_id).await {
@@ -286,43 +317,50 @@ impl Session {
         if code == 0 {
             return; // the peer is gone; nothing to say
         }
+        if code == close::SLOW_CONSUMER {
+            // What the reader never took is dropped rather than waited for, all but a frame
+            // already partly written: cutting that would garble the stream before the close.
+            self.handle.abandon_backlog();
+        }
         let close = ws::close_frame(code, close::reason(code));
-        match queued {
-            Some(mut w) => {
-                let _ = timeout(CLOSE_WRITE_TIMEOUT, async {
-                    while let Some(frame) = self.handle.pop_queued() {
-                        w.write_all(&frame).await?;
+        let said = match queued {
+            Some(mut w) => timeout(CLOSE_WRITE_TIMEOUT, async {
+                while let Some(frame) = self.handle.pop_queued() {
+                    w.write_all(&frame).await?;
+                }
+                w.write_all(&close).await?;
+                w.shutdown().await
+            })
+            .await
+            .is_ok_and(|r| r.is_ok()),
+            None => timeout(CLOSE_WRITE_TIMEOUT, async {
+                let socket = self.handle.direct().expect("direct transport");
+                while !self.handle.flush_direct()?.done {
+                    socket.writable().await?;
+                }
+                let mut sent = 0;
+                while sent < close.len() {
+                    socket.writable().await?;
+                    match socket.try_write(&close[sent..]) {
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
                     }
-                    w.write_all(&close).await?;
-                    w.shutdown().await
-                })
-                .await;
-            }
-            None => {
-                // Frames the client is owed (an error frame, a logout ack) go first; a slow
-                // consumer's backlog is abandoned rather than waited for.
-                let _ = timeout(CLOSE_WRITE_TIMEOUT, async {
-                    let socket = self.handle.direct().expect("direct transport");
-                    if code != close::SLOW_CONSUMER {
-                        while !self.handle.flush_direct()?.done {
-                            socket.writable().await?;
-                        }
-                    }
-                    if !self.handle.has_backlog() {
-                        let mut sent = 0;
-                        while sent < close.len() {
-                            socket.writable().await?;
-                            match socket.try_write(&close[sent..]) {
-                                Ok(n) => sent += n,
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                                Err(e) => return Err(e),
-                            }
-                        }
-                    }
-                    Ok::<(), std::io::Error>(())
-                })
-                .await;
-            }
+                }
+                socket2::SockRef::from(socket.as_ref()).shutdown(std::net::Shutdown::Write)
+            })
+            .await
+            .is_ok_and(|r| r.is_ok()),
+        };
+        if said {
+            // A socket closed with unread input is reset, and a reset can destroy what the
+            // client has not read yet — the close frame above all (a flooding client has plenty
+            // in flight). So its input is read and thrown away until it closes too, briefly.
+            let _ = timeout(CLOSE_DRAIN_TIMEOUT, async {
+                let mut sink = [0u8; 4096];
+                while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
         }
     }
 }

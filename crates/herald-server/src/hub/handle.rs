@@ -138,6 +138,19 @@ impl SessionHandle {
         self.direct.as_ref()
     }
 
+    /// Drops the backlog of a slow consumer, all but a frame already partly written (the
+    /// session must finish that one before its close frame, or the stream is garbled).
+    pub fn abandon_backlog(&self) {
+        let mut st = self.lock();
+        let partial = if st.head_written > 0 { st.queue.pop_front() } else { None };
+        st.queue.clear();
+        st.queued_bytes = 0;
+        if let Some(head) = partial {
+            st.queued_bytes = head.len();
+            st.queue.push_back(head);
+        }
+    }
+
     /// Direct transport: writes as much of the backlog as the socket takes now.
     pub fn flush_direct(&self) -> io::Result<Flushed> {
         let mut flushed = Flushed { done: true, progressed: false };
