@@ -30,6 +30,7 @@
 //!   also imports `hub`, which holds each session's `SessionHandle`. Neither imports the other.
 //! - Only `server` (the wiring) sees every part.
 
+pub mod admission;
 pub mod api;
 pub mod broadcast;
 pub mod cli;

@@ -63,11 +63,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             // With WAL, NORMAL only risks the last commits on power loss, never corruption.
             .synchronous(SqliteSynchronous::Normal);
-        if let Some(parent) = options.get_filename().parent() {
-            if !parent.as_os_str().is_empty() {
-                tokio::fs::create_dir_all(parent).await.map_err(sqlx::Error::Io)?;
-            }
-        }
+        create_private(options.get_filename()).map_err(sqlx::Error::Io)?;
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         migrate(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(READ_CONNECTIONS).connect_with(options).await?;
@@ -88,6 +84,30 @@ impl SqliteStore {
     /// Dropping the transaction unfinished (a cancelled request) rolls it back.
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// The database holds every user and push token: its directory is made 0700 and the file 0600
+/// when Herald creates them, and SQLite gives its `-wal` and `-shm` files the database's mode.
+/// Existing files keep their modes (the server warns at start when others can read them).
+fn create_private(db: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        dir.mode(0o700);
+        dir.create(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    file.mode(0o600);
+    match file.open(db) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -50,6 +50,8 @@ pub enum ApiError {
     BodyTooLarge { limit: usize },
     #[error("cannot read request body: {0}")]
     BodyRead(String),
+    #[error("request body did not arrive within {limit_ms} ms (api.request_timeout_ms)")]
+    BodyTimedOut { limit_ms: u64 },
     /// A business parameter is wrong: a missing field, a wrong type, a value out of range.
     #[error("{0}")]
     Param(String),
@@ -104,7 +106,9 @@ impl ApiError {
             ApiError::SignatureMismatch | ApiError::NonceReused(_) => code::SIGNATURE_INVALID,
             ApiError::UnknownApp(_) => code::SECRET_UNAVAILABLE,
             ApiError::UnsupportedAction(_) => code::ACTION_UNSUPPORTED,
-            ApiError::BodyTooLarge { .. } | ApiError::BodyRead(_) => code::BODY_READ_FAILED,
+            ApiError::BodyTooLarge { .. } | ApiError::BodyRead(_) | ApiError::BodyTimedOut { .. } => {
+                code::BODY_READ_FAILED
+            }
             ApiError::Param(_) | ApiError::FromUserId(_) => code::PARAM_ERROR,
             ApiError::TooManyUsers { .. } => code::TOO_MANY_USERS,
             ApiError::MessageTooLarge { .. } => code::MESSAGE_TOO_LARGE,

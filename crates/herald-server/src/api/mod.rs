@@ -30,7 +30,13 @@ use std::sync::Arc;
 /// The request body as the HTTP layer could read it.
 pub enum Body {
     Bytes(bytes::Bytes),
-    TooLarge { limit: usize },
+    TooLarge {
+        limit: usize,
+    },
+    /// Not all there within `api.request_timeout_ms`.
+    TimedOut {
+        limit_ms: u64,
+    },
     Failed(String),
 }
 
@@ -80,22 +86,24 @@ impl Api {
 
     /// Answers one request. Never fails: every error is an answer with its code.
     pub async fn handle(&self, raw_query: Option<&str>, body: Body) -> Vec<u8> {
-        let request_id = self.ids.next();
-        let (code, message, fields) = match self.handle_inner(raw_query.unwrap_or(""), body, request_id).await {
-            Ok(fields) => (code::SUCCESS, "success".to_string(), fields),
-            Err(err) => {
-                if let ApiError::Store(inner) = &err {
-                    tracing::error!(request_id, error = %inner, "store failed while answering the API");
-                } else {
-                    tracing::debug!(request_id, code = err.code(), error = %err, "API request refused");
-                }
-                (err.code(), err.to_string(), err.extra_fields())
-            }
-        };
-        response::render(code, &message, request_id, &fields)
+        match self.authorize(raw_query).await {
+            Ok(request) => self.answer(request, body).await,
+            Err(answer) => answer,
+        }
     }
 
-    async fn handle_inner(&self, raw_query: &str, body: Body, request_id: u64) -> Result<Fields, ApiError> {
+    /// The checks that need no body: common parameters, app, signature, action, nonce. The
+    /// listener reads a body only for a request that passed them, so a client that cannot sign
+    /// cannot make the server buffer bodies. `Err` is the finished error answer.
+    pub async fn authorize(&self, raw_query: Option<&str>) -> Result<Authorized, Vec<u8>> {
+        let request_id = self.ids.next();
+        self.authorize_inner(raw_query.unwrap_or(""))
+            .await
+            .map_err(|err| self.render(request_id, Err(err)))
+            .map(|(query, action, app)| Authorized { request_id, query, action, app })
+    }
+
+    async fn authorize_inner(&self, raw_query: &str) -> Result<(Query, String, Arc<AppConfig>), ApiError> {
         let query = Query::parse(raw_query)?;
         let common = auth::Common::from_query(&query)?;
         let app = self.apps.get(&common.app_id).ok_or(ApiError::UnknownApp(common.app_id))?;
@@ -110,19 +118,56 @@ impl Api {
         if !self.store.remember_nonce(app.app_id, &common.nonce, now_ms, 2 * window_ms + 1000).await? {
             return Err(ApiError::NonceReused(common.nonce));
         }
+        Ok((query, common.action, app.clone()))
+    }
+
+    /// Runs an authorized request's action with its body.
+    pub async fn answer(&self, request: Authorized, body: Body) -> Vec<u8> {
+        let request_id = request.request_id;
+        let result = self.act(request, body).await;
+        self.render(request_id, result)
+    }
+
+    async fn act(&self, request: Authorized, body: Body) -> Result<Fields, ApiError> {
+        let Authorized { request_id, query, action, app } = request;
         let body = match body {
             Body::Bytes(b) => b,
             Body::TooLarge { limit } => return Err(ApiError::BodyTooLarge { limit }),
+            Body::TimedOut { limit_ms } => return Err(ApiError::BodyTimedOut { limit_ms }),
             Body::Failed(why) => return Err(ApiError::BodyRead(why)),
         };
-        match common.action.as_str() {
-            "UserRegister" => users::register(self, app, &body).await,
-            "QueryUserInfos" => users::query_infos(self, app, &body).await,
-            "ModifyUserInfo" => users::modify(self, app, &body).await,
-            "QueryUserOnlineState" => users::online_state(self, app, &query).await,
-            "SendMessageToAllUsers" => broadcast::send_to_all(self, app, &body, now_ms, request_id).await,
-            "QueryBroadcastReport" => report::query(self, app, &body).await,
+        let now_ms = self.clock.now_ms();
+        match action.as_str() {
+            "UserRegister" => users::register(self, &app, &body).await,
+            "QueryUserInfos" => users::query_infos(self, &app, &body).await,
+            "ModifyUserInfo" => users::modify(self, &app, &body).await,
+            "QueryUserOnlineState" => users::online_state(self, &app, &query).await,
+            "SendMessageToAllUsers" => broadcast::send_to_all(self, &app, &body, now_ms, request_id).await,
+            "QueryBroadcastReport" => report::query(self, &app, &body).await,
             other => Err(ApiError::UnsupportedAction(other.to_string())),
         }
     }
+
+    fn render(&self, request_id: u64, result: Result<Fields, ApiError>) -> Vec<u8> {
+        let (code, message, fields) = match result {
+            Ok(fields) => (code::SUCCESS, "success".to_string(), fields),
+            Err(err) => {
+                if let ApiError::Store(inner) = &err {
+                    tracing::error!(request_id, error = %inner, "store failed while answering the API");
+                } else {
+                    tracing::debug!(request_id, code = err.code(), error = %err, "API request refused");
+                }
+                (err.code(), err.to_string(), err.extra_fields())
+            }
+        };
+        response::render(code, &message, request_id, &fields)
+    }
+}
+
+/// A request that passed every check needing no body ([`Api::authorize`]).
+pub struct Authorized {
+    request_id: u64,
+    query: Query,
+    action: String,
+    app: Arc<AppConfig>,
 }

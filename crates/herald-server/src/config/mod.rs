@@ -103,6 +103,15 @@ pub struct ApiConfig {
     /// remembered (ZIM documents ±10 min).
     #[serde(default = "defaults::signature_window_s")]
     pub signature_window_s: u64,
+    /// A request's headers must arrive within this, and then its body within this (100000012
+    /// after it, and the connection is closed): a client that trickles holds nothing for long.
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// HTTP connections one client address may hold open before it has made a signed request;
+    /// more are closed at once. 0: no cap. Behind a load balancer every client shares its
+    /// address: raise this, or set 0.
+    #[serde(default = "defaults::max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +154,11 @@ pub struct GatewayConfig {
     /// WebSocket sessions the server holds at once; upgrades past it answer HTTP 503.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// WebSocket connections one client address may hold before they log in; upgrades past it
+    /// answer HTTP 429. 0: no cap. Behind a load balancer every client shares its address:
+    /// raise this, or set 0.
+    #[serde(default = "defaults::max_pending_per_ip")]
+    pub max_pending_per_ip: usize,
     /// How long a broadcast stays replayable to a client that logs in again with `since`
     /// (docs/protocol.md, "Recovery"); 0 turns recovery off.
     #[serde(default = "defaults::recovery_window_s")]
@@ -227,6 +241,18 @@ mod defaults {
     }
     pub fn signature_window_s() -> u64 {
         600
+    }
+    pub fn request_timeout_ms() -> u64 {
+        10_000
+    }
+    // Per-address caps, high enough that a load balancer in front (every client behind one
+    // address) does not trip them in a reconnect storm of a full node; low enough that one
+    // address cannot hold every descriptor of a node (20,000 here).
+    pub fn max_connections_per_ip() -> usize {
+        10_000
+    }
+    pub fn max_pending_per_ip() -> usize {
+        10_000
     }
     pub fn heartbeat_interval_ms() -> u64 {
         30_000
@@ -459,6 +485,7 @@ impl Config {
             ("api.max_body_bytes", self.api.max_body_bytes),
             ("store.max_connections", self.store.max_connections as usize),
             ("api.signature_window_s", self.api.signature_window_s as usize),
+            ("api.request_timeout_ms", self.api.request_timeout_ms as usize),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be > 0"));
@@ -637,7 +664,7 @@ mod tests {
     #[test]
     fn config_errors_never_print_a_secret() {
         let secret = "s3cr3t5s3cr3t5s3cr3t5s3cr3t5abcd";
-        let app = format!("[[apps]]\napp_id = 7\n");
+        let app = "[[apps]]\napp_id = 7\n";
         for (text, line, key) in [
             // A syntax error on the secret's line (the closing quote is missing).
             (format!("{app}server_secret = \"{secret}\n"), 3, "server_secret"),

@@ -10,6 +10,7 @@ mod refusal;
 mod requests;
 mod session;
 
+use crate::admission::Ticket;
 use crate::broadcast::Presence;
 use crate::clock::Clock;
 use crate::config::{AppConfig, GatewayConfig};
@@ -68,7 +69,13 @@ impl Gateway {
     }
 
     /// Answers the HTTP upgrade and starts the session task once hyper hands over the socket.
-    pub fn upgrade<B: Send + 'static>(self: &Arc<Self>, mut req: Request<B>) -> Response<Full<Bytes>> {
+    /// The connection's `ticket` goes with it: it counts as pending (capped per address,
+    /// sheddable) until it logs in.
+    pub fn upgrade<B: Send + 'static>(
+        self: &Arc<Self>,
+        mut req: Request<B>,
+        ticket: Arc<Ticket>,
+    ) -> Response<Full<Bytes>> {
         let key = match check_upgrade(req.headers()) {
             Ok(key) => key,
             Err(why) => return plain(StatusCode::BAD_REQUEST, why),
@@ -77,6 +84,9 @@ impl Gateway {
             Ok(p) => p,
             Err(why) => return plain(StatusCode::BAD_REQUEST, why),
         };
+        if let Err(why) = ticket.upgrade() {
+            return plain(StatusCode::TOO_MANY_REQUESTS, &why.to_string());
+        }
         // Reserve the slot now: counting only once the upgrade completes would let a burst of
         // concurrent upgrades all pass the check.
         if self.connections.fetch_add(1, Ordering::AcqRel) >= self.cfg.max_connections {
@@ -97,11 +107,12 @@ impl Gateway {
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let (reader, writer) = parts.io.into_inner().into_split();
-                    session::run(gw.clone(), reader, session::Writer::Direct(writer), parts.read_buf).await
+                    session::run(gw.clone(), ticket, reader, session::Writer::Direct(writer), parts.read_buf).await
                 }
                 Err(upgraded) => {
                     let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
-                    session::run(gw.clone(), reader, session::Writer::Queued(Box::new(writer)), Bytes::new()).await
+                    session::run(gw.clone(), ticket, reader, session::Writer::Queued(Box::new(writer)), Bytes::new())
+                        .await
                 }
             }
             gw.connections.fetch_sub(1, Ordering::AcqRel);

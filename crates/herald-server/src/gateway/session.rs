@@ -5,6 +5,7 @@
 use super::refusal::Refusal;
 use super::requests::{self, LoggedIn, TOKEN_WARNING_S};
 use super::Gateway;
+use crate::admission::Ticket;
 use crate::hub::{OutboxLimits, SessionHandle};
 use bytes::{Bytes, BytesMut};
 use herald_proto::close;
@@ -46,6 +47,8 @@ impl Ending {
 
 struct Session {
     gw: Arc<Gateway>,
+    /// The connection's place with the listener: pending until login, then authenticated.
+    ticket: Arc<Ticket>,
     handle: Arc<SessionHandle>,
     /// `None` until `login_ok`.
     user: Option<LoggedIn>,
@@ -54,7 +57,13 @@ struct Session {
     flood_at: Instant,
 }
 
-pub async fn run<R: AsyncRead + Unpin>(gw: Arc<Gateway>, mut reader: R, writer: Writer, leftover: Bytes) {
+pub async fn run<R: AsyncRead + Unpin>(
+    gw: Arc<Gateway>,
+    ticket: Arc<Ticket>,
+    mut reader: R,
+    writer: Writer,
+    leftover: Bytes,
+) {
     let limits = OutboxLimits { frames: gw.cfg.outbox_frames, bytes: gw.cfg.outbox_bytes };
     let (direct, mut queued) = match writer {
         Writer::Direct(w) => (Some(w), None),
@@ -62,7 +71,7 @@ pub async fn run<R: AsyncRead + Unpin>(gw: Arc<Gateway>, mut reader: R, writer: 
     };
     let handle = Arc::new(SessionHandle::new(direct, limits));
     let burst = f64::from(gw.cfg.client_frames_per_second) * 2.0;
-    let mut s = Session { gw, handle, user: None, flood_tokens: burst, flood_at: Instant::now() };
+    let mut s = Session { gw, ticket, handle, user: None, flood_tokens: burst, flood_at: Instant::now() };
     let ending = s.drive(&mut reader, &mut queued, leftover).await;
     s.finish(ending, queued, &mut reader).await;
 }
@@ -154,6 +163,8 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ending::new(close::SHUTDOWN, "server shutting down"),
+                // Out of descriptors, sockets that have not logged in go first.
+                _ = self.ticket.shed(), if self.user.is_none() => return Ending::new(0, "shed before login"),
                 _ = self.handle.woken() => {}
                 read = reader.read_buf(&mut buf) => match read {
                     Ok(0) | Err(_) => return Ending::new(0, "peer went away"),
@@ -266,6 +277,7 @@ impl Session {
             (ClientFrame::Login(login), None) => match requests::login(gw, &self.handle, login).await {
                 Ok(user) => {
                     // `login_ok` went out through the hub.
+                    self.ticket.authenticated();
                     self.user = Some(user);
                     return None;
                 }

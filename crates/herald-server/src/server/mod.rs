@@ -1,8 +1,14 @@
 //! The wiring and the listener: [`start`] builds every part once (choosing single-node or
 //! cluster presence here and nowhere else) and serves the server API (`/`) and the gateway
 //! (`/ws`) on one address, plain HTTP or TLS, HTTP/1.1 and HTTP/2, with graceful shutdown.
+//! `listener.rs` is the accept loop and what it does when descriptors run out; `routes.rs`
+//! what each path does.
 
-use crate::api::{Api, ApiError, Body};
+mod listener;
+mod routes;
+
+use crate::admission::{Admission, Caps};
+use crate::api::Api;
 use crate::broadcast::{Broadcaster, Dispatch, Dispatchers, Presence};
 use crate::clock::Clock;
 use crate::cluster::{ClusterPresence, NatsRelay};
@@ -11,14 +17,8 @@ use crate::devapp;
 use crate::gateway::Gateway;
 use crate::hub::{Hub, RecoveryWindow};
 use crate::ids::IdGenerator;
-use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
-use std::convert::Infallible;
+use listener::Listener;
+use routes::Routes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +27,6 @@ use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// How long shutdown waits for requests and sessions to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -75,7 +72,11 @@ pub async fn start(
         config.apps.push(app);
     }
     let store_options = herald_store::OpenOptions { max_connections: config.store.max_connections };
-    let store = herald_store::open_with(&config.store_url(), &store_options).await?;
+    let store_url = config.store_url();
+    let store = herald_store::open_with(&store_url, &store_options).await?;
+    if let Some(path) = store_url.strip_prefix("sqlite://") {
+        devapp::warn_if_readable_by_others(std::path::Path::new(path.split('?').next().unwrap_or(path)));
+    }
     let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -124,139 +125,16 @@ pub async fn start(
     let engines: Vec<Arc<dyn Dispatch>> = vec![Arc::new(hub.clone()), worker];
     let broadcaster = Arc::new(Broadcaster::new(store.clone(), Arc::new(Dispatchers(engines))));
     let api = Arc::new(Api::new(&config.apps, config.api.clone(), store, clock, ids, presence, broadcaster));
-    let max_body = config.api.max_body_bytes;
-    let routes = Routes { api, gateway: gateway.clone(), max_body };
+    let request_timeout = Duration::from_millis(config.api.request_timeout_ms);
+    let routes = Routes { api, gateway: gateway.clone(), max_body: config.api.max_body_bytes, request_timeout };
+    let caps =
+        Caps { http_per_ip: config.api.max_connections_per_ip, websocket_per_ip: config.gateway.max_pending_per_ip };
+    let admission = Admission::new(caps);
+    let listener = Listener { listener, tls, routes, admission, shutdown, tracker };
     // The root task: it owns the tracker and waits for it; `Running::wait` awaits this one.
     #[allow(clippy::disallowed_methods)]
-    let done = tokio::spawn(accept_loop(listener, tls, routes, shutdown, tracker));
+    let done = tokio::spawn(listener.run());
     Ok(Running { local_addr, hub, gateway, apps: config.apps.clone(), done })
-}
-
-#[derive(Clone)]
-struct Routes {
-    api: Arc<Api>,
-    gateway: Arc<Gateway>,
-    max_body: usize,
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    routes: Routes,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    let builder = Builder::new(TokioExecutor::new());
-    let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of descriptors or a reset before accept: keep serving the others.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let routes = routes.clone();
-        let svc = service_fn(move |req| {
-            let routes = routes.clone();
-            async move { Ok::<_, Infallible>(routes.serve(req).await) }
-        });
-        match &tls {
-            None => {
-                // Plain TCP speaks HTTP/1.1 only: hyper then hands the upgraded socket back as
-                // the bare `TcpStream` (the auto builder would wrap it for protocol sniffing),
-                // which lets the fan-out write to it directly.
-                let conn = http1.serve_connection(TokioIo::new(tcp), svc).with_upgrades();
-                let shutdown = shutdown.clone();
-                tracker.spawn(async move {
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        res = conn.as_mut() => if let Err(e) = res {
-                            tracing::debug!(%peer, error = %e, "http connection ended with an error");
-                        },
-                        _ = shutdown.cancelled() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let shutdown = shutdown.clone();
-                tracker.spawn(async move {
-                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        _ => return tracing::debug!(%peer, "TLS handshake failed or timed out"),
-                    };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = shutdown.cancelled() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
-            }
-        }
-    }
-    drop(listener);
-    tracker.close();
-    tracing::info!("shutting down: closing sessions and finishing requests");
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await;
-}
-
-impl Routes {
-    async fn serve(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        match req.uri().path() {
-            "/ws" => self.gateway.upgrade(req),
-            "/healthz" => text(StatusCode::OK, "ok"),
-            "/" => self.api(req).await,
-            other => json(StatusCode::NOT_FOUND, self.api.error_answer(&ApiError::NoSuchPath(other.to_string()))),
-        }
-    }
-
-    async fn api(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        if req.method() != Method::GET && req.method() != Method::POST {
-            let err = ApiError::MethodNotAllowed(req.method().to_string());
-            return json(StatusCode::OK, self.api.error_answer(&err));
-        }
-        let query = req.uri().query().map(str::to_string);
-        let body = match Limited::new(req.into_body(), self.max_body).collect().await {
-            Ok(collected) => Body::Bytes(collected.to_bytes()),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                Body::TooLarge { limit: self.max_body }
-            }
-            Err(e) => Body::Failed(e.to_string()),
-        };
-        json(StatusCode::OK, self.api.handle(query.as_deref(), body).await)
-    }
-}
-
-fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-        .body(Full::new(Bytes::from(body)))
-        .expect("static response parts are valid")
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .expect("static response parts are valid")
 }
 
 fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, StartError> {
