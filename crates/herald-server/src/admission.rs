@@ -43,6 +43,8 @@ struct State {
 pub struct Admission {
     caps: Caps,
     next_id: AtomicU64,
+    /// Connections open now, authenticated or not (`herald_connections`).
+    open: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -67,7 +69,7 @@ pub struct Ticket {
 
 impl Admission {
     pub fn new(caps: Caps) -> Arc<Admission> {
-        Arc::new(Admission { caps, next_id: AtomicU64::new(0), state: Mutex::default() })
+        Arc::new(Admission { caps, next_id: AtomicU64::new(0), open: AtomicU64::new(0), state: Mutex::default() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -82,6 +84,7 @@ impl Admission {
             return Err(Refused::HttpPerIp(self.caps.http_per_ip));
         }
         *count += 1;
+        self.open.fetch_add(1, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let shed = CancellationToken::new();
         st.sheddable.insert(id, shed.clone());
@@ -98,6 +101,11 @@ impl Admission {
             done += 1;
         }
         done
+    }
+
+    /// Connections open now, authenticated or not.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
     }
 
     /// Unauthenticated connections open now.
@@ -164,6 +172,7 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        self.admission.open.fetch_sub(1, Ordering::Relaxed);
         let stage = *self.stage();
         let mut st = self.admission.lock();
         match stage {

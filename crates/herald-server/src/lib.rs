@@ -30,6 +30,7 @@
 //!   also imports `hub`, which holds each session's `SessionHandle`. Neither imports the other.
 //! - Only `server` (the wiring) sees every part.
 
+pub mod admin;
 pub mod admission;
 pub mod api;
 pub mod broadcast;
@@ -41,7 +42,9 @@ pub mod devapp;
 pub mod gateway;
 pub mod hub;
 pub mod ids;
+pub mod metrics;
 pub mod push;
 pub mod server;
+pub mod timed_store;
 
 pub use server::{start, Running, StartError};

@@ -52,6 +52,7 @@ fn config(node_id: u16, db_url: &str, prefix: &str, per_second: u32, extra: &str
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
+admin.listen = "127.0.0.1:0"
 log = "warn"
 [store]
 url = "{db_url}"

@@ -37,6 +37,7 @@ async fn start() -> TlsServer {
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
+admin.listen = "127.0.0.1:0"
 [tls]
 cert = "{}"
 key = "{}"

@@ -206,6 +206,24 @@ pub struct PushJob {
     pub finished_at_ms: Option<i64>,
 }
 
+/// Push jobs in the store, by state (for the operator's metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushJobTotals {
+    pub pending: u64,
+    pub running: u64,
+    pub done: u64,
+}
+
+/// A node of a cluster as the shared store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub node_id: u16,
+    /// The node counts as alive until then (Unix ms).
+    pub lease_until_ms: i64,
+    /// Sessions the node has recorded.
+    pub sessions: u64,
+}
+
 /// One finished page of a push job: where it ended and what it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageDone<'a> {
@@ -319,6 +337,22 @@ pub trait Store: Send + Sync + 'static {
     async fn clear_node_sessions(&self, node_id: u16) -> Result<()>;
     /// Which of `user_ids` hold a session on a node whose lease is live at `now_ms`.
     async fn online_users(&self, app_id: u32, user_ids: &[String], now_ms: i64) -> Result<Vec<String>>;
+    /// Sessions and distinct users of the app on nodes whose lease is live at `now_ms`.
+    async fn online_counts(&self, app_id: u32, now_ms: i64) -> Result<(u64, u64)>;
+    /// Every node that ever took a lease, with its recorded sessions, by node id.
+    async fn cluster_nodes(&self) -> Result<Vec<NodeRecord>>;
+
+    // What operators look at (the admin console and metrics); not on any request's path.
+
+    /// `SendMessageToAllUsers` calls the rate windows recorded at or after `since_ms` (they
+    /// keep the last 24 hours).
+    async fn count_broadcast_calls(&self, app_id: u32, since_ms: i64) -> Result<u64>;
+    /// The app's newest `limit` broadcasts, newest first.
+    async fn list_broadcasts(&self, app_id: u32, limit: u32) -> Result<Vec<BroadcastRecord>>;
+    /// The app's unfinished push jobs (pending or running), oldest first.
+    async fn open_push_jobs(&self, app_id: u32) -> Result<Vec<PushJob>>;
+    /// Push jobs of every app by state.
+    async fn push_job_totals(&self) -> Result<PushJobTotals>;
 }
 
 /// Opens the store named by `url`: `sqlite://PATH` (created with its parent directory if

@@ -2,8 +2,8 @@
 
 use crate::rows::{self, rate_decision};
 use crate::{
-    BroadcastRecord, PageDone, PushBinding, PushJob, PushJobState, PushType, RateDecision, Result, RowOutcome, Store,
-    UserChange, UserRecord,
+    BroadcastRecord, NodeRecord, PageDone, PushBinding, PushJob, PushJobState, PushJobTotals, PushType, RateDecision,
+    Result, RowOutcome, Store, StoreError, UserChange, UserRecord,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -617,6 +617,84 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+    }
+
+    async fn online_counts(&self, app_id: u32, now_ms: i64) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COUNT(DISTINCT s.user_id) FROM presence_sessions s \
+             JOIN node_leases n ON n.node_id = s.node_id WHERE s.app_id = ? AND n.until_ms > ?",
+        )
+        .bind(i64::from(app_id))
+        .bind(now_ms)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok((row.try_get::<i64, _>(0)? as u64, row.try_get::<i64, _>(1)? as u64))
+    }
+
+    async fn cluster_nodes(&self) -> Result<Vec<NodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT n.node_id, n.until_ms, (SELECT COUNT(*) FROM presence_sessions s WHERE s.node_id = n.node_id) \
+             FROM node_leases n ORDER BY n.node_id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let node_id: i64 = r.try_get(0)?;
+                Ok(NodeRecord {
+                    node_id: u16::try_from(node_id).map_err(|_| StoreError::Corrupt(format!("node_id {node_id}")))?,
+                    lease_until_ms: r.try_get(1)?,
+                    sessions: r.try_get::<i64, _>(2)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_broadcast_calls(&self, app_id: u32, since_ms: i64) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM broadcast_calls WHERE app_id = ? AND at_ms >= ?")
+            .bind(i64::from(app_id))
+            .bind(since_ms)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    async fn list_broadcasts(&self, app_id: u32, limit: u32) -> Result<Vec<BroadcastRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE app_id = ? \
+             ORDER BY accepted_at_ms DESC, message_id DESC LIMIT ?"
+        ))
+        .bind(i64::from(app_id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::broadcast).collect()
+    }
+
+    async fn open_push_jobs(&self, app_id: u32) -> Result<Vec<PushJob>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM push_jobs WHERE app_id = ? AND state <> 'done' \
+             ORDER BY created_at_ms, message_id"
+        ))
+        .bind(i64::from(app_id))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::job).collect()
+    }
+
+    async fn push_job_totals(&self) -> Result<PushJobTotals> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM push_jobs GROUP BY state").fetch_all(&self.reader).await?;
+        let mut totals = PushJobTotals::default();
+        for r in &rows {
+            let n = r.try_get::<i64, _>(1)? as u64;
+            match PushJobState::parse(&r.try_get::<String, _>(0)?) {
+                Some(PushJobState::Pending) => totals.pending = n,
+                Some(PushJobState::Running) => totals.running = n,
+                Some(PushJobState::Done) => totals.done = n,
+                None => {}
+            }
+        }
+        Ok(totals)
     }
 }
 

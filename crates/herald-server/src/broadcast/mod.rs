@@ -6,8 +6,10 @@
 //! implement its traits. It imports none of them, so the arrows point one way.
 
 mod presence;
+mod report;
 
 pub use presence::Presence;
+pub use report::report_fields;
 
 use crate::config::AppLimits;
 use bytes::Bytes;

@@ -12,6 +12,7 @@ pub use presence::{join, keep_lease, ClusterPresence};
 
 use crate::config::ClusterConfig;
 use crate::hub::{Hub, Relay};
+use crate::metrics::Metrics;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -67,6 +68,7 @@ pub struct NatsRelay {
     subject: String,
     /// Publishes run here, so shutdown waits for the ones in flight.
     tasks: TaskTracker,
+    metrics: Arc<Metrics>,
 }
 
 impl NatsRelay {
@@ -76,6 +78,7 @@ impl NatsRelay {
     pub async fn connect(
         cfg: &ClusterConfig,
         tasks: TaskTracker,
+        metrics: Arc<Metrics>,
     ) -> Result<(Arc<NatsRelay>, async_nats::Subscriber), ClusterError> {
         let client = async_nats::ConnectOptions::new()
             .name(format!("herald-node-{}", cfg.node_id))
@@ -87,7 +90,7 @@ impl NatsRelay {
             .subscribe(subject.clone())
             .await
             .map_err(|e| ClusterError::Subscribe { subject: subject.clone(), reason: e.to_string() })?;
-        Ok((Arc::new(NatsRelay { client, node_id: cfg.node_id, subject, tasks }), sub))
+        Ok((Arc::new(NatsRelay { client, node_id: cfg.node_id, subject, tasks, metrics }), sub))
     }
 
     /// Delivers what other nodes relay to this node's hub until `shutdown`.
@@ -105,7 +108,10 @@ impl NatsRelay {
             };
             match decode(msg.payload) {
                 Some(r) if r.origin == self.node_id => {} // ours: delivered locally already
-                Some(r) => hub.deliver_relayed(r.app_id, r.message_id, r.frame),
+                Some(r) => {
+                    self.metrics.relayed.inc(&["in"]);
+                    hub.deliver_relayed(r.app_id, r.message_id, r.frame)
+                }
                 None => tracing::warn!(subject = %self.subject, "ignored a malformed relayed broadcast"),
             }
         }
@@ -113,8 +119,16 @@ impl NatsRelay {
     }
 }
 
+impl NatsRelay {
+    /// Whether the NATS connection is up now (`herald_cluster_nats_connected`).
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
 impl Relay for NatsRelay {
     fn relay(&self, app_id: u32, message_id: u64, frame: &Bytes) {
+        self.metrics.relayed.inc(&["out"]);
         let payload = encode(self.node_id, app_id, message_id, frame);
         let client = self.client.clone();
         let subject = self.subject.clone();

@@ -67,6 +67,9 @@ pub struct Config {
     /// The offline-push worker (`[push]`); providers are per app (`[apps.push]`).
     #[serde(default)]
     pub push: PushSettings,
+    /// The operators' listener (`[admin]`): metrics, console, OpenAPI (docs/admin.md).
+    #[serde(default)]
+    pub admin: AdminConfig,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
 }
@@ -169,6 +172,22 @@ pub struct GatewayConfig {
     pub recovery_max_messages: usize,
 }
 
+/// `[admin]`: a second listener for operators, apart from the public one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Loopback by default: the console and metrics are not for the internet.
+    #[serde(default = "defaults::admin_listen")]
+    pub listen: SocketAddr,
+    /// Signs operators in to the console and its JSON API (at least 16 characters). Unset: the
+    /// console is off (metrics and the OpenAPI document are still served).
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Whether `/metrics` needs the token too (`Authorization: Bearer …`).
+    #[serde(default)]
+    pub metrics_require_token: bool,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
@@ -226,6 +245,9 @@ mod defaults {
     use std::path::PathBuf;
     pub fn listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn admin_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9090))
     }
     pub fn data_dir() -> PathBuf {
         PathBuf::from("herald-data")
@@ -333,6 +355,11 @@ impl Default for StoreConfig {
         toml::from_str("").expect("defaults parse")
     }
 }
+impl Default for AdminConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
 impl Default for ApiConfig {
     fn default() -> Self {
         toml::from_str("").expect("defaults parse")
@@ -404,6 +431,7 @@ pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Con
 /// Environment variables that override the file, and the key each one sets.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("HERALD_LISTEN", "listen"),
+    ("HERALD_ADMIN_LISTEN", "admin.listen"),
     ("HERALD_DATA_DIR", "data_dir"),
     ("HERALD_LOG", "log"),
     ("HERALD_STORE_URL", "store.url"),
@@ -438,6 +466,11 @@ impl Config {
                 "listen" => {
                     self.listen =
                         value.parse().map_err(|e| invalid(format!("{var} (listen)"), format!("{value:?}: {e}")))?
+                }
+                "admin.listen" => {
+                    self.admin.listen = value
+                        .parse()
+                        .map_err(|e| invalid(format!("{var} (admin.listen)"), format!("{value:?}: {e}")))?
                 }
                 "data_dir" => self.data_dir = PathBuf::from(value),
                 "log" => self.log = value,
@@ -495,6 +528,14 @@ impl Config {
             c.validate(&self.store_url())?;
         }
         self.push.validate()?;
+        if let Some(token) = &self.admin.token {
+            if token.expose().chars().count() < 16 {
+                return Err(invalid("admin.token", "must be at least 16 characters (it guards the console)"));
+            }
+        }
+        if self.admin.metrics_require_token && self.admin.token.is_none() {
+            return Err(invalid("admin.metrics_require_token", "needs admin.token to be set"));
+        }
         let mut seen = HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {
             app.push.validate(&format!("apps[{i}].push"))?;

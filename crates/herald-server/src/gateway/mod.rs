@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::{AppConfig, GatewayConfig};
 use crate::hub::Hub;
 use crate::ids::IdGenerator;
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use herald_store::Store;
 use http::{header, HeaderMap, Request, Response, StatusCode};
@@ -44,6 +45,7 @@ pub struct Gateway {
     connections: AtomicUsize,
     /// Where sessions are recorded as they start and end (the hub alone, or the cluster's store).
     presence: Arc<dyn Presence>,
+    metrics: Arc<Metrics>,
 }
 
 impl Gateway {
@@ -58,10 +60,11 @@ impl Gateway {
         shutdown: CancellationToken,
         tracker: TaskTracker,
         presence: Arc<dyn Presence>,
+        metrics: Arc<Metrics>,
     ) -> Arc<Gateway> {
         let apps = apps.iter().map(|a| (a.app_id, Arc::new(a.clone()))).collect();
         let connections = AtomicUsize::new(0);
-        Arc::new(Gateway { cfg, apps, store, hub, ids, clock, shutdown, tracker, connections, presence })
+        Arc::new(Gateway { cfg, apps, store, hub, ids, clock, shutdown, tracker, connections, presence, metrics })
     }
 
     pub fn connections(&self) -> usize {

@@ -274,15 +274,23 @@ impl Session {
         let id = f.id();
         let gw = &*self.gw;
         let answer = match (f, &mut self.user) {
-            (ClientFrame::Login(login), None) => match requests::login(gw, &self.handle, login).await {
-                Ok(user) => {
-                    // `login_ok` went out through the hub.
-                    self.ticket.authenticated();
-                    self.user = Some(user);
-                    return None;
+            (ClientFrame::Login(login), None) => {
+                // Only configured apps become label values: a client cannot grow the registry.
+                let app = if gw.apps.contains_key(&login.app_id) { login.app_id.to_string() } else { "unknown".into() };
+                match requests::login(gw, &self.handle, login).await {
+                    Ok(user) => {
+                        // `login_ok` went out through the hub.
+                        gw.metrics.logins.inc(&[&app, "ok"]);
+                        self.ticket.authenticated();
+                        self.user = Some(user);
+                        return None;
+                    }
+                    Err(refusal) => {
+                        gw.metrics.logins.inc(&[&app, &refusal.sdk_code().to_string()]);
+                        Err(refusal)
+                    }
                 }
-                Err(refusal) => Err(refusal),
-            },
+            }
             (ClientFrame::Login(_), Some(_)) => Err(Refusal::AlreadyLoggedIn),
             (_, None) => Err(Refusal::NotLoggedIn),
             (ClientFrame::Ping { id }, Some(_)) => Ok(ServerFrame::Pong { id }),
@@ -326,6 +334,7 @@ impl Session {
             }
             tracing::debug!(session_id = user.session_id, code, detail, "session closed");
         }
+        self.gw.metrics.session_closes.inc(&[&code.to_string()]);
         if code == 0 {
             return; // the peer is gone; nothing to say
         }

@@ -223,6 +223,9 @@ impl Hub {
     }
 }
 
+/// The origin of a broadcast for offline push only (PushType 2): nothing is written online.
+const OFFLINE_ONLY: &str = "offline-only";
+
 /// Ends one fan-out on this node: logs it, counts it, and adds this node's deliveries to the
 /// broadcast's record (in a cluster each node adds its own share).
 fn finished(
@@ -245,6 +248,11 @@ fn finished(
     );
     let Some(hub) = hub.upgrade() else { return };
     hub.broadcasts_done.fetch_add(1, Ordering::Release);
+    if origin != OFFLINE_ONLY {
+        hub.metrics.fanout_duration.observe(started.elapsed());
+    }
+    // Once per broadcast per node, never per socket.
+    hub.metrics.deliveries.add(&[&app_id.to_string()], report.delivered());
     if report.delivered() == 0 {
         return;
     }
@@ -265,7 +273,7 @@ impl Dispatch for Arc<Hub> {
         let hub = Arc::downgrade(self);
         let (app_id, message_id) = (b.app_id(), b.message_id());
         if !b.push_type().reaches_online_sessions() {
-            return finished(&hub, app_id, message_id, FanoutReport::default(), started, "local");
+            return finished(&hub, app_id, message_id, FanoutReport::default(), started, OFFLINE_ONLY);
         }
         let frame = b.encode_frame();
         if let Some(relay) = self.relay.get() {

@@ -19,6 +19,7 @@ pub use recovery::{RecoveryWindow, Replay};
 
 use crate::broadcast::Presence;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use herald_store::{Store, StoreError};
 use std::collections::hash_map::{DefaultHasher, Entry};
@@ -81,6 +82,7 @@ pub struct Hub {
     /// Where the hub's own tasks run (fan-out workers, count updates), so shutdown waits for them.
     tasks: TaskTracker,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
     recovery: RecoveryWindow,
     recovered: recovery::RecoveredCounts,
     /// The last fan-out sequence number given out. Held while a broadcast is numbered, kept in
@@ -110,6 +112,7 @@ impl Hub {
     pub fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
         recovery: RecoveryWindow,
         tasks: TaskTracker,
         shutdown: CancellationToken,
@@ -123,6 +126,7 @@ impl Hub {
             broadcasts_done: AtomicU64::new(0),
             tasks,
             clock,
+            metrics,
             recovery,
             recovered: recovery::RecoveredCounts::default(),
             last_seq: Mutex::new(0),
@@ -209,6 +213,7 @@ impl Hub {
         if let Some(Replay::Recovered { frames, message_ids }) = replay {
             if !frames.is_empty() && conn.send(&frames) != Sent::Dropped {
                 self.recovered.add(app_id, &message_ids);
+                self.metrics.deliveries.add(&[&app_id.to_string()], message_ids.len() as u64);
             }
         }
         s.by_app.entry(app_id).or_default().insert(session_id, Member { conn, receives_broadcasts });
@@ -243,6 +248,36 @@ impl Hub {
 
     pub fn session_count(&self) -> usize {
         self.sessions.iter().map(|s| lock(s).by_app.values().map(HashMap::len).sum::<usize>()).sum()
+    }
+
+    /// Logged-in sessions on this node, by app.
+    pub fn sessions_by_app(&self) -> HashMap<u32, usize> {
+        let mut by_app = HashMap::new();
+        for shard in &self.sessions {
+            for (app, members) in &lock(shard).by_app {
+                *by_app.entry(*app).or_default() += members.len();
+            }
+        }
+        by_app
+    }
+
+    /// Distinct users with a session on this node, by app.
+    pub fn users_by_app(&self) -> HashMap<u32, usize> {
+        let mut by_app = HashMap::new();
+        for shard in &self.presence {
+            for (app, _) in lock(shard).sessions_of.keys() {
+                *by_app.entry(*app).or_default() += 1;
+            }
+        }
+        by_app
+    }
+
+    /// Logged-in sessions of one user on this node.
+    pub fn sessions_of(&self, app_id: u32, user_id: &str) -> usize {
+        lock(&self.presence[user_shard(app_id, user_id)])
+            .sessions_of
+            .get(&(app_id, user_id.to_string()))
+            .map_or(0, Vec::len)
     }
 
     /// Broadcasts finished since start (for tests and metrics).
@@ -299,7 +334,12 @@ mod tests {
         let store = herald_store::open("sqlite::memory:").await.unwrap();
         let clock = Arc::new(crate::clock::SystemClock);
         let window = RecoveryWindow::new(std::time::Duration::ZERO, 0);
-        Hub::start(store, clock, window, TaskTracker::new(), CancellationToken::new()).workers.get().unwrap().len()
+        let metrics = Arc::new(Metrics::new(&[], &[]));
+        Hub::start(store, clock, metrics, window, TaskTracker::new(), CancellationToken::new())
+            .workers
+            .get()
+            .unwrap()
+            .len()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 3)]

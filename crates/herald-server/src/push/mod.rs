@@ -22,6 +22,7 @@ pub mod worker;
 use crate::broadcast::Presence;
 use crate::clock::Clock;
 use crate::config::{Config, PushSettings};
+use crate::metrics::Metrics;
 use channel::{Channel, RetryPolicy};
 use herald_store::{PushProvider, Store};
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ pub use worker::PushWorker;
 pub fn build_worker(
     config: &Config,
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     presence: Arc<dyn Presence>,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<PushWorker>, String> {
@@ -67,6 +69,7 @@ pub fn build_worker(
     }
     Ok(PushWorker::new(
         store,
+        metrics,
         presence,
         clock,
         apps,

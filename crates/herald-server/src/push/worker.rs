@@ -12,6 +12,7 @@ use super::channel::{Attempt, Channel, RetryPolicy};
 use super::notification::Notification;
 use crate::broadcast::{Broadcast, Dispatch, Presence};
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use herald_store::{PageDone, PushBinding, PushCounts, PushJob, PushProvider, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub struct AppChannels {
 
 pub struct PushWorker {
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     presence: Arc<dyn Presence>,
     clock: Arc<dyn Clock>,
     apps: Vec<AppChannels>,
@@ -65,8 +67,10 @@ enum Outcome {
 }
 
 impl PushWorker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
         presence: Arc<dyn Presence>,
         clock: Arc<dyn Clock>,
         apps: Vec<AppChannels>,
@@ -76,6 +80,7 @@ impl PushWorker {
     ) -> Arc<PushWorker> {
         Arc::new(PushWorker {
             store,
+            metrics,
             presence,
             clock,
             apps,
@@ -225,6 +230,22 @@ impl PushWorker {
         if self.presence.is_online(app.app_id, &binding.user_id).await {
             return Outcome::Online;
         }
+        let outcome = self.send(app, binding, note).await;
+        let result = match outcome {
+            Outcome::Sent => "sent",
+            Outcome::Removed => "removed",
+            Outcome::Failed | Outcome::Online => "failed",
+        };
+        self.count_send(app.app_id, binding, result);
+        outcome
+    }
+
+    fn count_send(&self, app_id: u32, binding: &PushBinding, result: &str) {
+        self.metrics.push_sends.inc(&[&app_id.to_string(), binding.provider.as_str(), result]);
+    }
+
+    /// Sends to one offline device, with retries; what became of it.
+    async fn send(&self, app: &AppChannels, binding: &PushBinding, note: &Notification) -> Outcome {
         let Some(channel) = app.channels.get(&binding.provider) else {
             tracing::debug!(app_id = app.app_id, provider = binding.provider.as_str(), user_id = %binding.user_id,
                 "push: no provider configured for this binding");
@@ -240,6 +261,7 @@ impl PushWorker {
                     let wait = app.retry.delay(attempt, after);
                     tracing::debug!(app_id = app.app_id, provider = channel.sender.name(), user_id = %binding.user_id,
                         attempt, ?wait, %reason, "push: retrying");
+                    self.count_send(app.app_id, binding, "retried");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     continue;

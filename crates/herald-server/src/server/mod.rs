@@ -7,6 +7,7 @@
 mod listener;
 mod routes;
 
+use crate::admin::Admin;
 use crate::admission::{Admission, Caps};
 use crate::api::Api;
 use crate::broadcast::{Broadcaster, Dispatch, Dispatchers, Presence};
@@ -17,6 +18,8 @@ use crate::devapp;
 use crate::gateway::Gateway;
 use crate::hub::{Hub, RecoveryWindow};
 use crate::ids::IdGenerator;
+use crate::metrics::Metrics;
+use crate::timed_store::{TimedStore, STORE_OPS};
 use listener::Listener;
 use routes::Routes;
 use std::net::SocketAddr;
@@ -47,6 +50,8 @@ pub enum StartError {
 /// A started server. Dropping it does not stop it; cancel the token given to [`start`].
 pub struct Running {
     pub local_addr: SocketAddr,
+    /// Where the admin listener ended up (`admin.listen`, port 0 resolved).
+    pub admin_addr: SocketAddr,
     pub hub: Arc<Hub>,
     pub gateway: Arc<Gateway>,
     /// The apps served (configured, or the development app).
@@ -73,7 +78,8 @@ pub async fn start(
     }
     let store_options = herald_store::OpenOptions { max_connections: config.store.max_connections };
     let store_url = config.store_url();
-    let store = herald_store::open_with(&store_url, &store_options).await?;
+    let metrics = Arc::new(Metrics::new(&crate::api::action_labels(), STORE_OPS));
+    let store = TimedStore::wrap(herald_store::open_with(&store_url, &store_options).await?, metrics.clone());
     if let Some(path) = store_url.strip_prefix("sqlite://") {
         devapp::warn_if_readable_by_others(std::path::Path::new(path.split('?').next().unwrap_or(path)));
     }
@@ -85,8 +91,9 @@ pub async fn start(
     let ids = Arc::new(IdGenerator::new(node_id));
     let tracker = TaskTracker::new();
     let recovery = RecoveryWindow::new(config.recovery_window(), config.gateway.recovery_max_messages);
-    let hub = Hub::start(store.clone(), clock.clone(), recovery, tracker.clone(), shutdown.clone());
+    let hub = Hub::start(store.clone(), clock.clone(), metrics.clone(), recovery, tracker.clone(), shutdown.clone());
     let app_ids: Vec<u32> = config.apps.iter().map(|a| a.app_id).collect();
+    let mut nats = None;
     // One node: the hub knows who is online. A cluster: the shared store does, per node lease.
     let presence: Arc<dyn Presence> = match &config.cluster {
         None => {
@@ -96,7 +103,8 @@ pub async fn start(
         Some(cluster) => {
             // Subscribed before the window is loaded, and relayed broadcasts handed to the hub
             // only after: none is missed, and the hub skips those the store already gave it.
-            let (relay, subscription) = NatsRelay::connect(cluster, tracker.clone()).await?;
+            let (relay, subscription) = NatsRelay::connect(cluster, tracker.clone(), metrics.clone()).await?;
+            nats = Some(relay.clone());
             hub.load_recovery_window(&app_ids).await?;
             hub.set_relay(relay.clone());
             tracker.spawn(relay.run(subscription, hub.clone(), shutdown.clone()));
@@ -117,24 +125,58 @@ pub async fn start(
         shutdown.clone(),
         tracker.clone(),
         presence.clone(),
+        metrics.clone(),
     );
     // Started before the API serves, so jobs a previous run left unfinished resume at once.
-    let worker =
-        crate::push::build_worker(&config, store.clone(), presence.clone(), clock.clone()).map_err(StartError::Push)?;
+    let worker = crate::push::build_worker(&config, store.clone(), metrics.clone(), presence.clone(), clock.clone())
+        .map_err(StartError::Push)?;
     tracker.spawn(worker.clone().run(shutdown.clone()));
     let engines: Vec<Arc<dyn Dispatch>> = vec![Arc::new(hub.clone()), worker];
     let broadcaster = Arc::new(Broadcaster::new(store.clone(), Arc::new(Dispatchers(engines))));
-    let api = Arc::new(Api::new(&config.apps, config.api.clone(), store, clock, ids, presence, broadcaster));
+    let api = Arc::new(Api::new(
+        &config.apps,
+        config.api.clone(),
+        store.clone(),
+        clock.clone(),
+        ids,
+        presence.clone(),
+        broadcaster,
+        metrics.clone(),
+    ));
     let request_timeout = Duration::from_millis(config.api.request_timeout_ms);
     let routes = Routes { api, gateway: gateway.clone(), max_body: config.api.max_body_bytes, request_timeout };
     let caps =
         Caps { http_per_ip: config.api.max_connections_per_ip, websocket_per_ip: config.gateway.max_pending_per_ip };
     let admission = Admission::new(caps);
+    let admin_addr = config.admin.listen;
+    let admin_listener =
+        TcpListener::bind(admin_addr).await.map_err(|source| StartError::Bind { addr: admin_addr, source })?;
+    let admin_local_addr =
+        admin_listener.local_addr().map_err(|source| StartError::Bind { addr: admin_addr, source })?;
+    let admin = Admin::new(
+        config.admin.clone(),
+        &config.apps,
+        routes.api.clone(),
+        hub.clone(),
+        presence,
+        store,
+        admission.clone(),
+        metrics,
+        clock,
+        nats,
+        node_id,
+    );
+    tracker.spawn(admin.serve(admin_listener, shutdown.clone(), tracker.clone()));
+    if config.admin.token.is_none() {
+        tracing::info!(admin_listen = %admin_local_addr, "admin listener: metrics at /metrics; the console is off until admin.token is set");
+    } else {
+        tracing::info!(admin_listen = %admin_local_addr, "admin listener: metrics at /metrics, console at /console");
+    }
     let listener = Listener { listener, tls, routes, admission, shutdown, tracker };
     // The root task: it owns the tracker and waits for it; `Running::wait` awaits this one.
     #[allow(clippy::disallowed_methods)]
     let done = tokio::spawn(listener.run());
-    Ok(Running { local_addr, hub, gateway, apps: config.apps.clone(), done })
+    Ok(Running { local_addr, admin_addr: admin_local_addr, hub, gateway, apps: config.apps.clone(), done })
 }
 
 fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, StartError> {

@@ -38,7 +38,8 @@ impl Routes {
             let err = ApiError::MethodNotAllowed(req.method().to_string());
             return json(StatusCode::OK, self.api.error_answer(&err));
         }
-        let authorized = match self.api.authorize(req.uri().query()).await {
+        let started = std::time::Instant::now();
+        let authorized = match self.api.authorize(req.uri().query(), started).await {
             Ok(authorized) => authorized,
             // The body is left unread; hyper closes the connection rather than reuse it.
             Err(answer) => return json(StatusCode::OK, answer),

@@ -142,7 +142,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let d = dir.path().display();
         let config_text = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\nlog = \"warn\"\n\
+            "listen = \"127.0.0.1:0\"\nadmin.listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\nlog = \"warn\"\n\
              [store]\nurl = \"sqlite://{d}/herald.db\"\n\
              {tail}"
         );

@@ -88,7 +88,7 @@ impl FoServer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let d = dir.path().display();
         let text = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\nlog = \"warn\"\n\
+            "listen = \"127.0.0.1:0\"\nadmin.listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\nlog = \"warn\"\n\
              [store]\nurl = \"sqlite://{d}/h.db\"\n\
              [gateway]\n{gateway_toml}\n\
              [[apps]]\napp_id = {APP_ID}\nserver_secret = \"{SECRET}\"\n\

@@ -251,7 +251,7 @@ impl Drop for GwServer {
 fn config_text(dir: &TempDir, listen: SocketAddr, gateway_toml: &str) -> String {
     let d = dir.path().display();
     format!(
-        "listen = \"{listen}\"\ndata_dir = \"{d}\"\nlog = \"warn\"\n\
+        "listen = \"{listen}\"\nadmin.listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\nlog = \"warn\"\n\
          [store]\nurl = \"sqlite://{d}/h.db\"\n\
          [gateway]\n{gateway_toml}\n\
          [[apps]]\napp_id = {APP_ID}\nserver_secret = \"{SECRET}\"\n\

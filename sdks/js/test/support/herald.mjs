@@ -63,6 +63,8 @@ function configToml({ port, dataDir, apps, gateway }) {
   for (const [k, v] of Object.entries({ heartbeat_interval_ms: 1000, heartbeat_timeout_ms: 5000, ...gateway })) {
     lines.push(`${k} = ${v}`);
   }
+  // Any free port for the admin listener: tests run several servers at once.
+  lines.push('', '[admin]', 'listen = "127.0.0.1:0"');
   for (const app of apps) {
     lines.push('', '[[apps]]', `app_id = ${app.appId}`, `server_secret = "${app.secret}"`);
     lines.push('[apps.limits]', 'broadcast_per_second = 1000', 'broadcast_per_day = 100000');
