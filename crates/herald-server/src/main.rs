@@ -3,8 +3,10 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use herald_proto::token04::Mode;
+use herald_server::cli;
 use herald_server::clock::{Clock, SystemClock};
-use herald_server::{cli, config::Config};
+use herald_server::config::{Config, LogFormat};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,7 +188,12 @@ async fn serve(config_path: Option<PathBuf>) -> Result<()> {
     let config = Config::load(config_path.as_deref())?;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .with_context(|| format!("invalid log filter {:?}", config.log))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        // Colour codes only for a person at a terminal, never into a file or a pipe.
+        LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let shutdown = CancellationToken::new();
     let running = herald_server::start(config, Arc::new(SystemClock), shutdown.clone()).await?;
     tracing::info!(addr = %running.local_addr, apps = running.apps.len(), "herald is serving the API at / and the gateway at /ws");

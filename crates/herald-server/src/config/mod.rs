@@ -53,6 +53,10 @@ pub struct Config {
     /// `tracing` filter, e.g. `info` or `herald_server=debug`.
     #[serde(default = "defaults::log")]
     pub log: String,
+    /// `text` (colours only when the output is a terminal) or `json`: one JSON object a line,
+    /// with the same fields, for log shippers.
+    #[serde(default)]
+    pub log_format: LogFormat,
     #[serde(default)]
     pub tls: Option<TlsConfig>,
     #[serde(default)]
@@ -170,6 +174,15 @@ pub struct GatewayConfig {
     /// memory recovery takes (about this many encoded messages per app).
     #[serde(default = "defaults::recovery_max_messages")]
     pub recovery_max_messages: usize,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// `[admin]`: a second listener for operators, apart from the public one.
