@@ -67,6 +67,11 @@ pub struct Login {
     pub device_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
+    /// Recovery: the `messageID` of the newest broadcast the client has. The server then sends
+    /// what the app broadcast after it, if that is still in its recovery window, and says in
+    /// `login_ok.recovered` whether it could. Sent on re-logins, not on a process's first login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 impl fmt::Debug for Login {
@@ -80,6 +85,7 @@ impl fmt::Debug for Login {
             .field("platform", &self.platform)
             .field("device_id", &self.device_id)
             .field("user_name", &self.user_name)
+            .field("since", &self.since)
             .finish()
     }
 }
@@ -106,6 +112,11 @@ pub enum ServerFrame {
         token_expire: i64,
         /// Lets a client estimate its clock offset.
         server_time_ms: i64,
+        /// Only when the login carried `since`: true when every broadcast after it is being
+        /// sent (right after this frame, before any live one); false when the server cannot
+        /// be sure (unknown `since`, or older than the recovery window), and nothing is replayed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
     },
     Pong {
         id: u64,

@@ -148,11 +148,14 @@ pub enum TokenError {
     BadIvLength { mode: Mode, expected: usize, found: usize },
     #[error("token could not be decrypted: wrong server secret or corrupted ciphertext")]
     DecryptFailed,
-    #[error("token plaintext is not valid claims JSON: {0}")]
+    // The three below never show what the token decrypted to: a forged or bit-flipped token
+    // decrypts to whatever it decrypts to, and an error message is no place to echo it. The
+    // fields stay for code that decodes tokens it trusts (`herald token inspect`).
+    #[error("token plaintext is not valid claims JSON")]
     BadJson(String),
-    #[error("token was issued for app {found}, not app {expected}")]
+    #[error("token was issued for another app, not app {expected}")]
     AppIdMismatch { expected: u32, found: u32 },
-    #[error("token was issued for user {found:?}, not user {expected:?}")]
+    #[error("token was issued for another user, not user {expected:?}")]
     UserIdMismatch { expected: String, found: String },
     #[error("token expired at {expire} (Unix seconds); it is now {now}")]
     Expired { expire: i64, now: i64 },

@@ -1,8 +1,6 @@
 //! UserID rules (spec §4.1): at most 32 bytes from a fixed ASCII charset.
 
-use crate::code;
-
-/// UserIDs longer than this are refused with [`code::USER_ID_TOO_LONG`].
+/// UserIDs longer than this are refused (the user APIs answer 660000012 for them).
 pub const MAX_USER_ID_BYTES: usize = 32;
 
 /// The server docs' charset: ASCII letters, digits, space and `!#$%&()+-:;<=.>?@[]^_{}|~`.
@@ -22,16 +20,6 @@ pub enum UserIdError {
     TooLong { len: usize },
     #[error("user ID has the character {ch:?} at byte {index}, which is not allowed")]
     BadChar { ch: char, index: usize },
-}
-
-impl UserIdError {
-    /// The ZIM server-API code for this failure.
-    pub fn api_code(&self) -> u32 {
-        match self {
-            UserIdError::TooLong { .. } => code::USER_ID_TOO_LONG,
-            UserIdError::Empty | UserIdError::BadChar { .. } => code::PARAM_ERROR,
-        }
-    }
 }
 
 /// Checks emptiness, then length (so an overlong ID reports ZIM's dedicated code), then the charset.
@@ -73,7 +61,5 @@ mod tests {
             let id = format!("a{bad}");
             assert_eq!(check_user_id(&id), Err(UserIdError::BadChar { ch: bad, index: 1 }), "{bad:?}");
         }
-        assert_eq!(UserIdError::TooLong { len: 33 }.api_code(), code::USER_ID_TOO_LONG);
-        assert_eq!(UserIdError::Empty.api_code(), code::PARAM_ERROR);
     }
 }

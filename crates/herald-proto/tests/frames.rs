@@ -12,6 +12,7 @@ fn login() -> Login {
         platform: "android".into(),
         device_id: "dev-1".into(),
         user_name: None,
+        since: None,
     }
 }
 
@@ -49,8 +50,21 @@ fn server_frames_put_t_first_and_round_trip() {
                 timeout_ms: 90_000,
                 token_expire: 1_700_003_600,
                 server_time_ms: 1_700_000_000_123,
+                recovered: None,
             },
             r#"{"t":"login_ok","id":1,"session_id":"18446744073709551615","heartbeat_ms":30000,"timeout_ms":90000,"token_expire":1700003600,"server_time_ms":1700000000123}"#,
+        ),
+        (
+            ServerFrame::LoginOk {
+                id: 2,
+                session_id: "5".into(),
+                heartbeat_ms: 30_000,
+                timeout_ms: 90_000,
+                token_expire: 1_700_003_600,
+                server_time_ms: 1_700_000_000_123,
+                recovered: Some(false),
+            },
+            r#"{"t":"login_ok","id":2,"session_id":"5","heartbeat_ms":30000,"timeout_ms":90000,"token_expire":1700003600,"server_time_ms":1700000000123,"recovered":false}"#,
         ),
         (ServerFrame::Pong { id: 7 }, r#"{"t":"pong","id":7}"#),
         (ServerFrame::Ack { id: 8, token_expire: None }, r#"{"t":"ack","id":8}"#),
@@ -80,6 +94,10 @@ fn client_frames_decode_from_documented_json() {
         (
             r#"{"t":"login","id":1,"app_id":1234567890,"user_id":"alice","token":"04AAAA","sdk_version":"2.18.0","platform":"android","device_id":"dev-1","user_name":"Alice"}"#,
             ClientFrame::Login(Login { user_name: Some("Alice".into()), ..login() }),
+        ),
+        (
+            r#"{"t":"login","id":1,"app_id":1234567890,"user_id":"alice","token":"04AAAA","sdk_version":"2.18.0","platform":"android","device_id":"dev-1","since":"7391827364519283712"}"#,
+            ClientFrame::Login(Login { since: Some("7391827364519283712".into()), ..login() }),
         ),
         (r#"{"t":"ping","id":2}"#, ClientFrame::Ping { id: 2 }),
         (

@@ -153,7 +153,7 @@ fn bad_json() {
         let err = verify(&cbc_token(plaintext)).unwrap_err();
         assert!(matches!(err, TokenError::BadJson(_)), "{err:?}");
         assert_eq!(err.sdk_code(), 6000103);
-        assert!(err.to_string().starts_with("token plaintext is not valid claims JSON: "), "{err}");
+        assert_eq!(err.to_string(), "token plaintext is not valid claims JSON", "no decrypted text in it");
     }
     // Same through GCM.
     let nonce = [7u8; 12];
@@ -193,11 +193,12 @@ fn expiry_is_judged_on_the_encrypted_claims_not_the_outer_header() {
 #[test]
 fn mismatches_and_expiry_have_their_sdk_codes() {
     let app = token04::verify(CBC, SECRET, 1, "user1", NOW).unwrap_err();
-    assert_eq!((app.sdk_code(), app.to_string().as_str()), (6000101, "token was issued for app 1234567890, not app 1"));
+    assert_eq!((app.sdk_code(), app.to_string().as_str()), (6000101, "token was issued for another app, not app 1"));
+    assert!(matches!(app, TokenError::AppIdMismatch { found: 1234567890, .. }), "the caller still learns it: {app:?}");
     let user = token04::verify(CBC, SECRET, APP, "bob", NOW).unwrap_err();
     assert_eq!(
         (user.sdk_code(), user.to_string().as_str()),
-        (6000103, "token was issued for user \"user1\", not user \"bob\"")
+        (6000103, "token was issued for another user, not user \"bob\"")
     );
     let expired = token04::verify(GCM, SECRET, APP, "user1", 1700003600).unwrap_err();
     assert_eq!(
@@ -225,5 +226,19 @@ fn every_error_message_is_a_sentence() {
     for err in errors {
         let msg = err.to_string();
         assert!(msg.len() > 20 && msg.starts_with(|c: char| c.is_lowercase()) && !msg.ends_with('.'), "{msg}");
+    }
+}
+
+/// What a token decrypted to stays out of every message: a bit-flipped CBC token once came back
+/// as "issued for app 12245…", echoing its decrypted bytes.
+#[test]
+fn refusals_never_echo_the_decrypted_claims() {
+    for (err, secret) in [
+        (TokenError::AppIdMismatch { expected: 1, found: 1_224_537_777 }, "1224537777"),
+        (TokenError::UserIdMismatch { expected: "a".into(), found: "decrypted-user".into() }, "decrypted-user"),
+        (TokenError::BadJson("invalid type: string \"zq-decrypted\", expected u32".into()), "zq-decrypted"),
+    ] {
+        let msg = err.to_string();
+        assert!(!msg.contains(secret), "{msg}");
     }
 }

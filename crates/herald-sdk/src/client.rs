@@ -35,7 +35,7 @@ impl Client {
         let mut id = 1;
         let mut last_error = SdkError::Connect("no url tried".to_owned());
         for (url_index, url) in config.urls.iter().enumerate() {
-            match conn::login(url, &config, id).await {
+            match conn::login(url, &config, id, config.since.as_deref()).await {
                 Ok((ws, accepted)) => {
                     tracing::info!(%url, session_id = %accepted.session_id, "logged in");
                     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);

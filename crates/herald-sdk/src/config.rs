@@ -27,11 +27,19 @@ pub struct ClientConfig {
     pub sdk_version: String,
     /// Free text such as `android`, `ios`, `linux`. Default: the OS this crate was built for.
     pub platform: String,
-    /// Stable per device (≤ 64 bytes): the server keys this device's push binding on it.
-    /// Default: `"<user_id>-rust"`.
+    /// Stable per device (≤ 64 bytes): the server keys this device's push binding on it, and a
+    /// newer login from the same device replaces the older session (close 4507). Default: a
+    /// random `rust-<16 hex digits>` per `ClientConfig`, so two machines of one user never
+    /// replace each other; an app that wants its push binding to survive restarts stores its
+    /// own id and sets it here.
     pub device_id: String,
     /// Optional display name sent with `login`.
     pub user_name: Option<String>,
+    /// Recovery across restarts of the app: the `messageID` of the newest broadcast the app
+    /// already has (restored from its own storage). The first login then asks the server for
+    /// what was broadcast after it. Re-logins always ask with the newest delivered one, whatever
+    /// this says. Default `None`: the first login of a process asks for nothing.
+    pub since: Option<String>,
     /// How reconnects are spaced and when they give up.
     pub reconnect: ReconnectPolicy,
     /// The time one login may take, TCP connect and WebSocket upgrade included. Default 10 s.
@@ -59,12 +67,13 @@ impl ClientConfig {
         Self {
             urls: urls.into_iter().map(Into::into).collect(),
             app_id,
-            device_id: format!("{user_id}-rust"),
+            device_id: format!("rust-{:016x}", rand::random::<u64>()),
             user_id,
             token: token.into(),
             sdk_version: DEFAULT_SDK_VERSION.to_owned(),
             platform: std::env::consts::OS.to_owned(),
             user_name: None,
+            since: None,
             reconnect: ReconnectPolicy::default(),
             login_timeout: Duration::from_secs(10),
             dedup_capacity: 4096,

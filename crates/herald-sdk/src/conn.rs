@@ -49,14 +49,22 @@ pub(crate) struct Accepted {
     /// How long the server may stay silent before the connection counts as dead.
     pub(crate) silence_limit: Duration,
     pub(crate) token_expire: i64,
+    /// `login_ok.recovered`: present when the login asked for recovery (`since`).
+    pub(crate) recovered: Option<bool>,
 }
 
 impl Accepted {
-    fn new(session_id: String, heartbeat_ms: u64, timeout_ms: u64, token_expire: i64) -> Self {
+    fn new(session_id: String, heartbeat_ms: u64, timeout_ms: u64, token_expire: i64, recovered: Option<bool>) -> Self {
         // Guard against a zero or nonsensical advertisement rather than spinning on pings.
         let heartbeat = Duration::from_millis(heartbeat_ms).max(Duration::from_millis(100));
         let silence_limit = Duration::from_millis(timeout_ms).max(2 * heartbeat);
-        Self { session_id, heartbeat, silence_limit, token_expire }
+        Self { session_id, heartbeat, silence_limit, token_expire, recovered }
+    }
+
+    /// The `extended_data` of the `Connected` event: `{"recovered":true|false}` after a login
+    /// that asked for recovery, empty otherwise.
+    pub(crate) fn extended_data(&self) -> String {
+        self.recovered.map(|r| serde_json::json!({ "recovered": r }).to_string()).unwrap_or_default()
     }
 }
 
@@ -79,13 +87,18 @@ pub(crate) fn check_url(url: &str) -> Result<(), SdkError> {
     url.into_client_request().map(drop).map_err(|e| SdkError::Config(format!("bad url {url:?}: {e}")))
 }
 
-/// Connects to `url`, sends `login` as request `id` and waits for the verdict, all within
-/// `config.login_timeout`.
-pub(crate) async fn login(url: &str, config: &ClientConfig, id: u64) -> Result<(Ws, Accepted), Failure> {
+/// Connects to `url`, sends `login` as request `id` (asking for what was broadcast after
+/// `since`, when given) and waits for the verdict, all within `config.login_timeout`.
+pub(crate) async fn login(
+    url: &str,
+    config: &ClientConfig,
+    id: u64,
+    since: Option<&str>,
+) -> Result<(Ws, Accepted), Failure> {
     // An `error` frame comes before the close that says whether it is final; keep it so a
     // timeout or a dropped socket after it still reports the server's reason.
     let mut refusal: Option<SdkError> = None;
-    let attempt = tokio::time::timeout(config.login_timeout, attempt(url, config, id, &mut refusal)).await;
+    let attempt = tokio::time::timeout(config.login_timeout, attempt(url, config, id, since, &mut refusal)).await;
     match attempt {
         Ok(result) => result,
         Err(_elapsed) => Err(match refusal {
@@ -99,6 +112,7 @@ async fn attempt(
     url: &str,
     config: &ClientConfig,
     id: u64,
+    since: Option<&str>,
     refusal: &mut Option<SdkError>,
 ) -> Result<(Ws, Accepted), Failure> {
     let mut request = url.into_client_request().map_err(|e| Failure {
@@ -126,6 +140,7 @@ async fn attempt(
         platform: config.platform.clone(),
         device_id: config.device_id.clone(),
         user_name: config.user_name.clone(),
+        since: since.map(str::to_owned),
     });
     send(&mut ws, &frame).await.map_err(|e| Failure::transient(SdkError::Connect(e.to_string())))?;
 
@@ -138,9 +153,15 @@ async fn attempt(
         match message {
             Message::Text(text) => match decode_server(text.as_bytes()) {
                 Ok(ServerFrame::LoginOk {
-                    id: answered, session_id, heartbeat_ms, timeout_ms, token_expire, ..
+                    id: answered,
+                    session_id,
+                    heartbeat_ms,
+                    timeout_ms,
+                    token_expire,
+                    recovered,
+                    ..
                 }) if answered == id => {
-                    let accepted = Accepted::new(session_id, heartbeat_ms, timeout_ms, token_expire);
+                    let accepted = Accepted::new(session_id, heartbeat_ms, timeout_ms, token_expire, recovered);
                     return Ok((ws, accepted));
                 }
                 Ok(ServerFrame::Error { code, message, .. }) => {
@@ -189,16 +210,18 @@ fn token_event(code: u32) -> ConnectionEvent {
 
 /// The close code's verdict: `None` to reconnect, or the event to report when it is final.
 ///
-/// Token problems (4501, 4502, or a token error code that preceded the close) become
-/// `TokenExpired`, since the app's remedy is the same: fetch a new token and log in again. Any
-/// other terminal close means the server will not take this client back as it is: `KickedOut`.
+/// Token problems become `TokenExpired`, since the app's remedy is the same: fetch a new token
+/// and log in again. When an `error` frame preceded the close, its code says which problem it
+/// was (4501 also ends logins with a bad field, 6000004, which is not a token problem); without
+/// one, 4501 and 4502 mean the token. Any other terminal close means the server will not take
+/// this client back as it is: `KickedOut`.
 pub(crate) fn terminal_event(code: u16, error: &SdkError) -> Option<ConnectionEvent> {
     if !close::is_terminal(code) {
         return None;
     }
     Some(match (code, error) {
-        (close::LOGIN_FAILED | close::TOKEN_EXPIRED, _) => ConnectionEvent::TokenExpired,
         (_, SdkError::Server { code, .. }) => token_event(*code),
+        (close::LOGIN_FAILED | close::TOKEN_EXPIRED, _) => ConnectionEvent::TokenExpired,
         _ => ConnectionEvent::KickedOut,
     })
 }
@@ -215,4 +238,22 @@ pub(crate) fn close_parts(frame: Option<&CloseFrame>) -> (u16, String) {
 pub(crate) async fn send(ws: &mut Ws, frame: &ClientFrame) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     let json = String::from_utf8(encode_client(frame)).expect("serde_json writes UTF-8");
     ws.send(Message::text(json)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_code_before_a_close_decides_the_event() {
+        let closed = SdkError::Closed { code: close::LOGIN_FAILED, reason: String::new() };
+        let field = SdkError::Server { code: code::SDK_FIELD_INVALID, message: "device_id".into() };
+        let token = SdkError::Server { code: code::SDK_TOKEN_INVALID, message: "bad".into() };
+        assert_eq!(terminal_event(close::LOGIN_FAILED, &closed), Some(ConnectionEvent::TokenExpired));
+        assert_eq!(terminal_event(close::LOGIN_FAILED, &field), Some(ConnectionEvent::KickedOut));
+        assert_eq!(terminal_event(close::LOGIN_FAILED, &token), Some(ConnectionEvent::TokenExpired));
+        assert_eq!(terminal_event(close::TOKEN_EXPIRED, &closed), Some(ConnectionEvent::TokenExpired));
+        assert_eq!(terminal_event(close::SLOW_CONSUMER, &closed), None);
+        assert_eq!(terminal_event(close::REPLACED, &closed), Some(ConnectionEvent::KickedOut));
+    }
 }

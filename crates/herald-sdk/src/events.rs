@@ -19,7 +19,10 @@ pub enum Event {
         event: ConnectionEvent,
         /// A JSON object as a string, as in ZIM. Empty for plain transitions; for a close it is
         /// `{"code":4502,"reason":"…"}` with the WebSocket close code and reason, or the
-        /// server's error `code`/`message` when a re-login was refused.
+        /// server's error `code`/`message` when a re-login was refused. `Connected` after a
+        /// login that asked for missed broadcasts (every re-login) says `{"recovered":true}`
+        /// when the server is sending all of them, `{"recovered":false}` when it cannot be sure
+        /// (too long away: fetch what matters from your own backend).
         extended_data: String,
     },
     /// ZIM `tokenWillExpire`: the token expires in `seconds`; call
@@ -48,8 +51,8 @@ pub enum ConnectionState {
 /// | `logout` done | `Disconnected` | `Success` |
 /// | network error, silent server, or a transient close (4000–4499, 1001, 1006, …) | `Reconnecting` | `LoginInterrupted` |
 /// | reconnect attempts exhausted (`ReconnectPolicy::max_attempts`) | `Disconnected` | `LoginTimeout` |
-/// | 4501 bad token / AppID, 4502 token expired (or a refused re-login with a token error) | `Disconnected` | `TokenExpired` |
-/// | 4504 too many sessions, 1000 without `logout`, any other terminal close (4500–4999) | `Disconnected` | `KickedOut` |
+/// | 4501 bad token / AppID, 4502 token expired (the session's token ran out, or a refused re-login with a token error) | `Disconnected` | `TokenExpired` |
+/// | 4501 after a field error (6000004: `user_id`, `device_id`, `user_name`, `since`), 4504 too many sessions, 4507 replaced, 1000 without `logout`, any other terminal close (4500–4999) | `Disconnected` | `KickedOut` |
 ///
 /// `Unregistered` is ZIM's event for a deleted user; Herald has no close code for it yet, so the
 /// SDK never emits it, but it keeps the number so the numbering matches ZIM.

@@ -92,6 +92,9 @@ pub(crate) struct Session {
     next_id: u64,
     /// The last push ID the app set, sent again after every login.
     push_id: Option<(String, String)>,
+    /// The `messageID` of the newest broadcast delivered to the app (or the one it restored):
+    /// every re-login asks the server for what came after it.
+    newest: Option<String>,
     pending: HashMap<u64, Pending>,
     waiting: Waiting,
 }
@@ -106,6 +109,7 @@ impl Session {
         next_id: u64,
     ) -> Self {
         Self {
+            newest: config.since.clone(),
             dedup: Dedup::new(config.dedup_capacity),
             backoff: Backoff::new(config.reconnect.clone()),
             config,
@@ -123,7 +127,7 @@ impl Session {
     /// Runs the session from its first accepted login until it ends for good.
     pub(crate) async fn run(mut self, ws: Ws, accepted: Accepted) {
         self.emit_state(ConnectionState::Connecting, ConnectionEvent::ActiveLogin, String::new()).await;
-        self.emit_state(ConnectionState::Connected, ConnectionEvent::Success, String::new()).await;
+        self.emit_state(ConnectionState::Connected, ConnectionEvent::Success, accepted.extended_data()).await;
         let mut connection = Some((ws, accepted));
         loop {
             let (ws, accepted) = match connection.take() {
@@ -165,12 +169,13 @@ impl Session {
             self.url_index = (self.url_index + 1) % self.config.urls.len();
             let url = self.config.urls[self.url_index].clone();
             let id = self.next_id();
-            match conn::login(&url, &self.config, id).await {
+            match conn::login(&url, &self.config, id, self.newest.as_deref()).await {
                 Ok((ws, accepted)) => {
-                    tracing::info!(%url, session_id = %accepted.session_id, "reconnected");
+                    tracing::info!(%url, session_id = %accepted.session_id, recovered = ?accepted.recovered, "reconnected");
                     self.backoff.reset();
                     self.set_status(ConnectionState::Connected, Some(accepted.session_id.clone()));
-                    self.emit_state(ConnectionState::Connected, ConnectionEvent::Success, String::new()).await;
+                    self.emit_state(ConnectionState::Connected, ConnectionEvent::Success, accepted.extended_data())
+                        .await;
                     return Ok((ws, accepted));
                 }
                 Err(failure) => {
@@ -270,6 +275,7 @@ impl Session {
         match frame {
             ServerFrame::Bcast { msg } => {
                 if self.dedup.first_seen(&msg.message_id) {
+                    self.newest = Some(msg.message_id.clone());
                     self.emit(Event::BroadcastMessageReceived(msg)).await;
                 } else {
                     tracing::debug!(message_id = %msg.message_id, "duplicate broadcast dropped");

@@ -80,7 +80,9 @@ async fn login_sends_the_config_and_reports_connected() {
     assert_eq!(sent.user_id, "alice");
     assert_eq!(sent.token, "token-1");
     assert_eq!(sent.sdk_version, "2.18.0");
-    assert_eq!(sent.device_id, "alice-rust");
+    assert!(sent.device_id.starts_with("rust-") && sent.device_id.len() == 21, "{}", sent.device_id);
+    let another = self::config(&[&server.url]);
+    assert_ne!(another.device_id, sent.device_id, "two instances never share a default device id");
     assert_eq!(sent.user_name.as_deref(), Some("Alice"));
     assert_eq!(client.state(), Connected);
     assert_eq!(client.session_id().as_deref(), Some("42"));
@@ -200,6 +202,47 @@ async fn a_broadcast_replayed_after_a_reconnect_reaches_the_app_once() {
     expect_state(&mut events, Connected, Success).await;
     expect_broadcast(&mut events, "7391827364519283713").await;
     assert_eq!(client.state(), Connected);
+}
+
+#[tokio::test]
+async fn relogins_ask_for_what_came_after_the_newest_broadcast_and_report_recovery() {
+    let mut server = FakeServer::start().await;
+    let login = tokio::spawn(Client::login(config(&[&server.url])));
+    let mut conn = server.accept().await;
+    assert_eq!(conn.accept_login().await.since, None, "a process's first login asks for nothing");
+    let (_client, mut events) = login.await.unwrap().unwrap();
+    expect_state(&mut events, Connecting, ActiveLogin).await;
+    assert_eq!(expect_state(&mut events, Connected, Success).await, "", "no recovery asked, none reported");
+    conn.bcast("11").await;
+    conn.bcast("12").await;
+    expect_broadcast(&mut events, "11").await;
+    expect_broadcast(&mut events, "12").await;
+    conn.close(4000).await;
+
+    let mut conn = server.accept().await;
+    assert_eq!(conn.accept_login().await.since.as_deref(), Some("12"), "the newest delivered broadcast");
+    expect_state(&mut events, Reconnecting, LoginInterrupted).await;
+    assert_eq!(expect_state(&mut events, Connected, Success).await, r#"{"recovered":true}"#);
+    // A duplicate does not move the mark back; the next re-login asks after 13.
+    conn.bcast("13").await;
+    conn.bcast("12").await;
+    expect_broadcast(&mut events, "13").await;
+    conn.close(4000).await;
+    let mut conn = server.accept().await;
+    assert_eq!(conn.accept_login().await.since.as_deref(), Some("13"));
+}
+
+#[tokio::test]
+async fn a_restored_since_goes_with_the_first_login() {
+    let mut server = FakeServer::start().await;
+    let mut config = config(&[&server.url]);
+    config.since = Some("7391827364519283712".into());
+    let login = tokio::spawn(Client::login(config));
+    let mut conn = server.accept().await;
+    assert_eq!(conn.accept_login().await.since.as_deref(), Some("7391827364519283712"));
+    let (_client, mut events) = login.await.unwrap().unwrap();
+    expect_state(&mut events, Connecting, ActiveLogin).await;
+    assert_eq!(expect_state(&mut events, Connected, Success).await, r#"{"recovered":true}"#);
 }
 
 #[tokio::test]

@@ -3,8 +3,10 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use herald_proto::token04::Mode;
+use herald_server::cli;
 use herald_server::clock::{Clock, SystemClock};
-use herald_server::{cli, config::Config};
+use herald_server::config::{Config, LogFormat};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +75,10 @@ enum Command {
         token: String,
         #[arg(long, default_value = "2.18.0")]
         sdk_version: String,
+        /// This device's id (1..=64 bytes). Default: a random one per run; pass a fixed one to
+        /// keep a push binding across runs (a newer login from the same id replaces the older).
+        #[arg(long)]
+        device_id: Option<String>,
         #[arg(long, requires = "push_provider")]
         push_id: Option<String>,
         #[arg(long, value_parser = ["fcm", "apns", "webhook"], requires = "push_id")]
@@ -149,13 +155,25 @@ async fn run(command: Command) -> Result<()> {
             println!("{}", answer.map_err(anyhow::Error::msg)?);
             Ok(())
         }
-        Command::Listen { url, app_id, user_id, token, sdk_version, push_id, push_provider, count, timeout } => {
+        Command::Listen {
+            url,
+            app_id,
+            user_id,
+            token,
+            sdk_version,
+            device_id,
+            push_id,
+            push_provider,
+            count,
+            timeout,
+        } => {
             let args = cli::listen::ListenArgs {
                 url,
                 app_id,
                 user_id,
                 token,
                 sdk_version,
+                device_id,
                 push: push_id.zip(push_provider),
                 count,
                 timeout: timeout.map(Duration::from_secs),
@@ -170,11 +188,18 @@ async fn serve(config_path: Option<PathBuf>) -> Result<()> {
     let config = Config::load(config_path.as_deref())?;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .with_context(|| format!("invalid log filter {:?}", config.log))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        // Colour codes only for a person at a terminal, never into a file or a pipe.
+        LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let shutdown = CancellationToken::new();
     let running = herald_server::start(config, Arc::new(SystemClock), shutdown.clone()).await?;
     tracing::info!(addr = %running.local_addr, apps = running.apps.len(), "herald is serving the API at / and the gateway at /ws");
     let stop = shutdown.clone();
+    // The signal watcher lives as long as the process; nothing needs to wait for it.
+    #[allow(clippy::disallowed_methods)]
     tokio::spawn(async move {
         wait_for_signal().await;
         stop.cancel();

@@ -13,7 +13,7 @@ use support::{app_toml, herald, run_guarded, HeraldProcess, APP_ID, SECRET};
 /// The harmless part of every config: nothing is written outside `dir`, no fixed port.
 fn base_config(dir: &Path) -> String {
     let d = dir.display();
-    format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n[store]\nurl = \"sqlite://{d}/herald.db\"\n")
+    format!("listen = \"127.0.0.1:0\"\nadmin.listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n[store]\nurl = \"sqlite://{d}/herald.db\"\n")
 }
 
 fn app(limits: &str) -> String {

@@ -89,9 +89,11 @@ async fn a_socket_that_never_logs_in_is_closed_with_4004() {
 #[tokio::test]
 async fn the_push_binding_outlives_a_dropped_sdk_connection_and_goes_with_logout() {
     let server = Server::unthrottled().await;
-    let (client, mut events) = Client::login(sdk_config(&server, "carol")).await.expect("login");
+    let config = sdk_config(&server, "carol");
+    let device_id = config.device_id.clone();
+    let (client, mut events) = Client::login(config).await.expect("login");
     client.set_push_id("apns-token-1", "apns").await.expect("push id");
-    let binding = ("carol-rust".to_string(), "apns-token-1".to_string(), "apns".to_string());
+    let binding = (device_id.clone(), "apns-token-1".to_string(), "apns".to_string());
     assert_eq!(server.push_bindings("carol").await, vec![binding.clone()]);
 
     // The app is killed: the connection goes without a logout.
@@ -102,7 +104,9 @@ async fn the_push_binding_outlives_a_dropped_sdk_connection_and_goes_with_logout
     assert_eq!(server.push_bindings("carol").await, vec![binding], "offline with a push ID");
 
     // The same device logs in again and logs out: the binding goes.
-    let (client, mut events) = Client::login(sdk_config(&server, "carol")).await.expect("login again");
+    let mut same_device = sdk_config(&server, "carol");
+    same_device.device_id = device_id;
+    let (client, mut events) = Client::login(same_device).await.expect("login again");
     client.logout().await.expect("logout");
     let (event, _) = state_change(&mut events, ConnectionState::Disconnected).await;
     assert_eq!(event, ConnectionEvent::Success);
@@ -173,7 +177,9 @@ async fn shutdown_closes_sessions_with_4000_and_the_sdk_reconnects() {
 #[tokio::test]
 async fn the_sdk_reconnects_to_a_restarted_server_on_the_same_port_and_gets_broadcasts() {
     let mut server = Server::unthrottled().await;
-    let (client, mut events) = Client::login(sdk_config(&server, "frank")).await.expect("login");
+    let config = sdk_config(&server, "frank");
+    let device_id = config.device_id.clone();
+    let (client, mut events) = Client::login(config).await.expect("login");
     client.set_push_id("fcm-frank", "fcm").await.expect("push id");
     server.broadcast_text("before the restart").await;
     let before = broadcast_received(&mut events, "before the restart").await;
@@ -195,5 +201,5 @@ async fn the_sdk_reconnects_to_a_restarted_server_on_the_same_port_and_gets_broa
     assert_ne!(after.message_id, before.message_id);
     assert_eq!(client.state(), ConnectionState::Connected);
     // The push ID survived in the store and was reported again.
-    assert_eq!(server.push_bindings("frank").await, vec![("frank-rust".into(), "fcm-frank".into(), "fcm".into())]);
+    assert_eq!(server.push_bindings("frank").await, vec![(device_id, "fcm-frank".into(), "fcm".into())]);
 }

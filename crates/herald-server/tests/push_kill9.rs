@@ -19,7 +19,7 @@ async fn kill_9_mid_job_then_restart_pushes_the_rest() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\nlog = \"info\"\n[store]\nurl = \"{store_url}\"\n\
+            "listen = \"127.0.0.1:0\"\nadmin.listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\nlog = \"info\"\n[store]\nurl = \"{store_url}\"\n\
              [push]\npoll_interval_ms = 100\n{}\
              [apps.push]\npage_size = 2\nretry_base_ms = 20\n[apps.push.webhook]\nurl = \"{}\"\n",
             app_toml(APP_ID, SECRET, "", ""),

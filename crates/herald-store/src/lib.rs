@@ -10,6 +10,7 @@
 //! offline-push jobs. Sessions and presence of this node's connections live in memory (the hub), not here.
 
 use async_trait::async_trait;
+pub use herald_proto::message::{MessageType, PushType};
 use std::sync::Arc;
 
 mod group_commit;
@@ -123,14 +124,16 @@ pub struct BroadcastRecord {
     /// 64-bit unique message id, also the ZIMMessage `messageID`.
     pub message_id: u64,
     pub from_user_id: String,
-    pub message_type: u32,
+    pub message_type: MessageType,
     pub sub_type: u32,
-    pub push_type: u8,
+    pub push_type: PushType,
     /// The `MessageBody` JSON exactly as accepted (needed to build offline pushes later).
     pub body_json: String,
     pub accepted_at_ms: i64,
     /// Sessions the online fan-out wrote to (filled in when the fan-out finishes).
     pub online_delivered: u64,
+    /// Sessions that missed it and got it replayed when they logged in again (recovery).
+    pub recovered_delivered: u64,
 }
 
 /// Where an offline-push job stands.
@@ -192,7 +195,7 @@ impl PushCounts {
 pub struct PushJob {
     pub app_id: u32,
     pub message_id: u64,
-    pub push_type: u8,
+    pub push_type: PushType,
     pub state: PushJobState,
     /// The (user_id, device_id) of the last binding of the last page finished; the next page
     /// starts strictly after it. `None` before the first page.
@@ -201,6 +204,24 @@ pub struct PushJob {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub finished_at_ms: Option<i64>,
+}
+
+/// Push jobs in the store, by state (for the operator's metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushJobTotals {
+    pub pending: u64,
+    pub running: u64,
+    pub done: u64,
+}
+
+/// A node of a cluster as the shared store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub node_id: u16,
+    /// The node counts as alive until then (Unix ms).
+    pub lease_until_ms: i64,
+    /// Sessions the node has recorded.
+    pub sessions: u64,
 }
 
 /// One finished page of a push job: where it ended and what it did.
@@ -239,7 +260,7 @@ pub trait Store: Send + Sync + 'static {
         per_day: u32,
     ) -> Result<RateDecision>;
 
-    /// Records an accepted broadcast. When its `push_type` is 1 or 2 the offline-push job is
+    /// Records an accepted broadcast. When its `push_type` pushes offline (1 or 2) the offline-push job is
     /// created in the same transaction (state `Pending`, no cursor), so an accepted broadcast
     /// can never lose its pushes to a crash between the two writes.
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()>;
@@ -247,6 +268,11 @@ pub trait Store: Send + Sync + 'static {
     /// Adds one node's online deliveries to the broadcast's count: in a cluster every node that
     /// fanned it out adds its own share.
     async fn add_broadcast_online_delivered(&self, app_id: u32, message_id: u64, delivered: u64) -> Result<()>;
+    /// Adds sessions that got the broadcast replayed on reconnect (recovery) to its count.
+    async fn add_broadcast_recovered(&self, app_id: u32, message_id: u64, recovered: u64) -> Result<()>;
+    /// The newest `limit` broadcasts of the app accepted at or after `since_ms` that went to
+    /// online sessions (PushType 0 and 1), oldest first: a starting node's recovery window.
+    async fn recent_broadcasts(&self, app_id: u32, since_ms: i64, limit: u32) -> Result<Vec<BroadcastRecord>>;
 
     /// Claims the oldest unfinished push job of `app_id` that is free: never claimed, claimed
     /// by `owner` itself (a node restarting picks its own jobs up at once), or whose lease
@@ -311,6 +337,22 @@ pub trait Store: Send + Sync + 'static {
     async fn clear_node_sessions(&self, node_id: u16) -> Result<()>;
     /// Which of `user_ids` hold a session on a node whose lease is live at `now_ms`.
     async fn online_users(&self, app_id: u32, user_ids: &[String], now_ms: i64) -> Result<Vec<String>>;
+    /// Sessions and distinct users of the app on nodes whose lease is live at `now_ms`.
+    async fn online_counts(&self, app_id: u32, now_ms: i64) -> Result<(u64, u64)>;
+    /// Every node that ever took a lease, with its recorded sessions, by node id.
+    async fn cluster_nodes(&self) -> Result<Vec<NodeRecord>>;
+
+    // What operators look at (the admin console and metrics); not on any request's path.
+
+    /// `SendMessageToAllUsers` calls the rate windows recorded at or after `since_ms` (they
+    /// keep the last 24 hours).
+    async fn count_broadcast_calls(&self, app_id: u32, since_ms: i64) -> Result<u64>;
+    /// The app's newest `limit` broadcasts, newest first.
+    async fn list_broadcasts(&self, app_id: u32, limit: u32) -> Result<Vec<BroadcastRecord>>;
+    /// The app's unfinished push jobs (pending or running), oldest first.
+    async fn open_push_jobs(&self, app_id: u32) -> Result<Vec<PushJob>>;
+    /// Push jobs of every app by state.
+    async fn push_job_totals(&self) -> Result<PushJobTotals>;
 }
 
 /// Opens the store named by `url`: `sqlite://PATH` (created with its parent directory if

@@ -18,8 +18,8 @@
 use crate::pg_logins::{LoginWrites, NewUser, SessionStart};
 use crate::rows::{self, rate_decision};
 use crate::{
-    BroadcastRecord, PageDone, PushBinding, PushJob, RateDecision, Result, RowOutcome, Store, StoreError, UserChange,
-    UserRecord,
+    BroadcastRecord, NodeRecord, PageDone, PushBinding, PushJob, PushJobState, PushJobTotals, PushType, RateDecision,
+    Result, RowOutcome, Store, StoreError, UserChange, UserRecord,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -54,7 +54,7 @@ const DEADLOCK_TRIES: u32 = 3;
 const USER_COLUMNS: &str = "user_id, user_name, user_avatar, extra, created_at_ms";
 const BINDING_COLUMNS: &str = "app_id, user_id, device_id, push_id, provider, updated_at_ms";
 const BROADCAST_COLUMNS: &str = "app_id, message_id, from_user_id, message_type, sub_type, \
-     push_type, body_json, accepted_at_ms, online_delivered";
+     push_type, body_json, accepted_at_ms, online_delivered, recovered_delivered";
 const JOB_COLUMNS: &str = "app_id, message_id, push_type, state, cursor_user_id, cursor_device_id, targeted, \
      sent, failed, removed, skipped_online, created_at_ms, updated_at_ms, finished_at_ms";
 /// [`JOB_COLUMNS`] of the table aliased `j`, for an `UPDATE ... FROM` whose other side has
@@ -343,22 +343,25 @@ impl Store for PostgresStore {
 
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()> {
         // One statement writes both rows, so they commit (or fail, on a duplicate id) together.
+        // The job row is written when the bound flag says the broadcast pushes offline.
         sqlx::query(&format!(
             "WITH b AS (INSERT INTO broadcasts ({BROADCAST_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING app_id, message_id, push_type, accepted_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING app_id, message_id, push_type, accepted_at_ms) \
              INSERT INTO push_jobs (app_id, message_id, push_type, state, created_at_ms, updated_at_ms) \
              SELECT app_id, message_id, push_type, 'pending', accepted_at_ms, accepted_at_ms FROM b \
-             WHERE push_type IN (1, 2)"
+             WHERE $11"
         ))
         .bind(i64::from(record.app_id))
         .bind(record.message_id as i64)
         .bind(&record.from_user_id)
-        .bind(i64::from(record.message_type))
+        .bind(i64::from(record.message_type.code()))
         .bind(i64::from(record.sub_type))
-        .bind(i16::from(record.push_type))
+        .bind(i16::from(record.push_type.code()))
         .bind(&record.body_json)
         .bind(record.accepted_at_ms)
         .bind(record.online_delivered as i64)
+        .bind(record.recovered_delivered as i64)
+        .bind(record.push_type.pushes_offline())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -389,6 +392,33 @@ impl Store for PostgresStore {
             tracing::warn!(app_id, message_id, "online count for an unknown broadcast dropped");
         }
         Ok(())
+    }
+
+    async fn add_broadcast_recovered(&self, app_id: u32, message_id: u64, recovered: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE broadcasts SET recovered_delivered = recovered_delivered + $1 WHERE app_id = $2 AND message_id = $3",
+        )
+        .bind(recovered as i64)
+        .bind(i64::from(app_id))
+        .bind(message_id as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_broadcasts(&self, app_id: u32, since_ms: i64, limit: u32) -> Result<Vec<BroadcastRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM (SELECT {BROADCAST_COLUMNS} FROM broadcasts \
+             WHERE app_id = $1 AND accepted_at_ms >= $2 AND push_type <> $3 \
+             ORDER BY accepted_at_ms DESC, message_id DESC LIMIT $4) newest ORDER BY accepted_at_ms, message_id"
+        ))
+        .bind(i64::from(app_id))
+        .bind(since_ms)
+        .bind(i16::from(PushType::OfflineOnly.code()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::broadcast).collect()
     }
 
     async fn claim_push_job(&self, app_id: u32, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<PushJob>> {
@@ -609,6 +639,84 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+    }
+
+    async fn online_counts(&self, app_id: u32, now_ms: i64) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COUNT(DISTINCT s.user_id) FROM presence_sessions s \
+             JOIN node_leases n ON n.node_id = s.node_id WHERE s.app_id = $1 AND n.until_ms > $2",
+        )
+        .bind(i64::from(app_id))
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get::<i64, _>(0)? as u64, row.try_get::<i64, _>(1)? as u64))
+    }
+
+    async fn cluster_nodes(&self) -> Result<Vec<NodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT n.node_id::BIGINT, n.until_ms, (SELECT COUNT(*) FROM presence_sessions s WHERE s.node_id = n.node_id) \
+             FROM node_leases n ORDER BY n.node_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let node_id: i64 = r.try_get(0)?;
+                Ok(NodeRecord {
+                    node_id: u16::try_from(node_id).map_err(|_| StoreError::Corrupt(format!("node_id {node_id}")))?,
+                    lease_until_ms: r.try_get(1)?,
+                    sessions: r.try_get::<i64, _>(2)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_broadcast_calls(&self, app_id: u32, since_ms: i64) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM broadcast_calls WHERE app_id = $1 AND at_ms >= $2")
+            .bind(i64::from(app_id))
+            .bind(since_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    async fn list_broadcasts(&self, app_id: u32, limit: u32) -> Result<Vec<BroadcastRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE app_id = $1 \
+             ORDER BY accepted_at_ms DESC, message_id DESC LIMIT $2"
+        ))
+        .bind(i64::from(app_id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::broadcast).collect()
+    }
+
+    async fn open_push_jobs(&self, app_id: u32) -> Result<Vec<PushJob>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM push_jobs WHERE app_id = $1 AND state <> 'done' \
+             ORDER BY created_at_ms, message_id"
+        ))
+        .bind(i64::from(app_id))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::job).collect()
+    }
+
+    async fn push_job_totals(&self) -> Result<PushJobTotals> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM push_jobs GROUP BY state").fetch_all(&self.pool).await?;
+        let mut totals = PushJobTotals::default();
+        for r in &rows {
+            let n = r.try_get::<i64, _>(1)? as u64;
+            match PushJobState::parse(&r.try_get::<String, _>(0)?) {
+                Some(PushJobState::Pending) => totals.pending = n,
+                Some(PushJobState::Running) => totals.running = n,
+                Some(PushJobState::Done) => totals.done = n,
+                None => {}
+            }
+        }
+        Ok(totals)
     }
 }
 

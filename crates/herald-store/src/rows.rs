@@ -3,8 +3,8 @@
 //! ranges, enum spellings, u64 values kept as their i64 bit pattern — live here once.
 
 use crate::{
-    BroadcastRecord, PushBinding, PushCounts, PushJob, PushJobState, PushProvider, RateDecision, Result, StoreError,
-    UserRecord,
+    BroadcastRecord, MessageType, PushBinding, PushCounts, PushJob, PushJobState, PushProvider, PushType, RateDecision,
+    Result, StoreError, UserRecord,
 };
 use sqlx::Row;
 
@@ -94,12 +94,13 @@ pub(crate) fn broadcast(row: &impl Columns) -> Result<BroadcastRecord> {
         app_id: u32_column(row, "app_id")?,
         message_id: u64_column(row, "message_id")?,
         from_user_id: row.text("from_user_id")?,
-        message_type: u32_column(row, "message_type")?,
+        message_type: message_type_column(row)?,
         sub_type: u32_column(row, "sub_type")?,
         push_type: push_type_column(row)?,
         body_json: row.text("body_json")?,
         accepted_at_ms: row.int("accepted_at_ms")?,
         online_delivered: u64_column(row, "online_delivered")?,
+        recovered_delivered: u64_column(row, "recovered_delivered")?,
     })
 }
 
@@ -135,9 +136,14 @@ fn u64_column(row: &impl Columns, column: &str) -> Result<u64> {
     Ok(row.int(column)? as u64)
 }
 
-fn push_type_column(row: &impl Columns) -> Result<u8> {
+fn push_type_column(row: &impl Columns) -> Result<PushType> {
     let value = row.small_int("push_type")?;
-    u8::try_from(value).map_err(|_| StoreError::Corrupt(format!("push_type {value} out of range")))
+    PushType::from_code(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn message_type_column(row: &impl Columns) -> Result<MessageType> {
+    let value = row.int("message_type")?;
+    MessageType::from_code(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 
 use crate::rows::{self, rate_decision};
 use crate::{
-    BroadcastRecord, PageDone, PushBinding, PushJob, PushJobState, RateDecision, Result, RowOutcome, Store, UserChange,
-    UserRecord,
+    BroadcastRecord, NodeRecord, PageDone, PushBinding, PushJob, PushJobState, PushJobTotals, PushType, RateDecision,
+    Result, RowOutcome, Store, StoreError, UserChange, UserRecord,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -22,7 +22,7 @@ const READ_CONNECTIONS: u32 = 4;
 const USER_COLUMNS: &str = "user_id, user_name, user_avatar, extra, created_at_ms";
 const BINDING_COLUMNS: &str = "app_id, user_id, device_id, push_id, provider, updated_at_ms";
 const BROADCAST_COLUMNS: &str = "app_id, message_id, from_user_id, message_type, sub_type, \
-     push_type, body_json, accepted_at_ms, online_delivered";
+     push_type, body_json, accepted_at_ms, online_delivered, recovered_delivered";
 
 const JOB_COLUMNS: &str = "app_id, message_id, push_type, state, cursor_user_id, cursor_device_id, targeted, \
      sent, failed, removed, skipped_online, created_at_ms, updated_at_ms, finished_at_ms";
@@ -63,11 +63,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             // With WAL, NORMAL only risks the last commits on power loss, never corruption.
             .synchronous(SqliteSynchronous::Normal);
-        if let Some(parent) = options.get_filename().parent() {
-            if !parent.as_os_str().is_empty() {
-                tokio::fs::create_dir_all(parent).await.map_err(sqlx::Error::Io)?;
-            }
-        }
+        create_private(options.get_filename()).map_err(sqlx::Error::Io)?;
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         migrate(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(READ_CONNECTIONS).connect_with(options).await?;
@@ -88,6 +84,30 @@ impl SqliteStore {
     /// Dropping the transaction unfinished (a cancelled request) rolls it back.
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// The database holds every user and push token: its directory is made 0700 and the file 0600
+/// when Herald creates them, and SQLite gives its `-wal` and `-shm` files the database's mode.
+/// Existing files keep their modes (the server warns at start when others can read them).
+fn create_private(db: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        dir.mode(0o700);
+        dir.create(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    file.mode(0o600);
+    match file.open(db) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -255,26 +275,27 @@ impl Store for SqliteStore {
 
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(&format!("INSERT INTO broadcasts ({BROADCAST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+        sqlx::query(&format!("INSERT INTO broadcasts ({BROADCAST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
             .bind(i64::from(record.app_id))
             .bind(record.message_id as i64)
             .bind(&record.from_user_id)
-            .bind(i64::from(record.message_type))
+            .bind(i64::from(record.message_type.code()))
             .bind(i64::from(record.sub_type))
-            .bind(i64::from(record.push_type))
+            .bind(i64::from(record.push_type.code()))
             .bind(&record.body_json)
             .bind(record.accepted_at_ms)
             .bind(record.online_delivered as i64)
+            .bind(record.recovered_delivered as i64)
             .execute(&mut *tx)
             .await?;
-        if matches!(record.push_type, 1 | 2) {
+        if record.push_type.pushes_offline() {
             sqlx::query(
                 "INSERT INTO push_jobs (app_id, message_id, push_type, state, created_at_ms, updated_at_ms) \
                  VALUES (?, ?, ?, 'pending', ?, ?)",
             )
             .bind(i64::from(record.app_id))
             .bind(record.message_id as i64)
-            .bind(i64::from(record.push_type))
+            .bind(i64::from(record.push_type.code()))
             .bind(record.accepted_at_ms)
             .bind(record.accepted_at_ms)
             .execute(&mut *tx)
@@ -309,6 +330,33 @@ impl Store for SqliteStore {
             tracing::warn!(app_id, message_id, "online count for an unknown broadcast dropped");
         }
         Ok(())
+    }
+
+    async fn add_broadcast_recovered(&self, app_id: u32, message_id: u64, recovered: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE broadcasts SET recovered_delivered = recovered_delivered + ? WHERE app_id = ? AND message_id = ?",
+        )
+        .bind(recovered as i64)
+        .bind(i64::from(app_id))
+        .bind(message_id as i64)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_broadcasts(&self, app_id: u32, since_ms: i64, limit: u32) -> Result<Vec<BroadcastRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM (SELECT {BROADCAST_COLUMNS} FROM broadcasts \
+             WHERE app_id = ? AND accepted_at_ms >= ? AND push_type <> ? \
+             ORDER BY accepted_at_ms DESC, message_id DESC LIMIT ?) ORDER BY accepted_at_ms, message_id"
+        ))
+        .bind(i64::from(app_id))
+        .bind(since_ms)
+        .bind(i64::from(PushType::OfflineOnly.code()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::broadcast).collect()
     }
 
     async fn claim_push_job(&self, app_id: u32, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<PushJob>> {
@@ -569,6 +617,84 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+    }
+
+    async fn online_counts(&self, app_id: u32, now_ms: i64) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COUNT(DISTINCT s.user_id) FROM presence_sessions s \
+             JOIN node_leases n ON n.node_id = s.node_id WHERE s.app_id = ? AND n.until_ms > ?",
+        )
+        .bind(i64::from(app_id))
+        .bind(now_ms)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok((row.try_get::<i64, _>(0)? as u64, row.try_get::<i64, _>(1)? as u64))
+    }
+
+    async fn cluster_nodes(&self) -> Result<Vec<NodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT n.node_id, n.until_ms, (SELECT COUNT(*) FROM presence_sessions s WHERE s.node_id = n.node_id) \
+             FROM node_leases n ORDER BY n.node_id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let node_id: i64 = r.try_get(0)?;
+                Ok(NodeRecord {
+                    node_id: u16::try_from(node_id).map_err(|_| StoreError::Corrupt(format!("node_id {node_id}")))?,
+                    lease_until_ms: r.try_get(1)?,
+                    sessions: r.try_get::<i64, _>(2)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_broadcast_calls(&self, app_id: u32, since_ms: i64) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM broadcast_calls WHERE app_id = ? AND at_ms >= ?")
+            .bind(i64::from(app_id))
+            .bind(since_ms)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    async fn list_broadcasts(&self, app_id: u32, limit: u32) -> Result<Vec<BroadcastRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE app_id = ? \
+             ORDER BY accepted_at_ms DESC, message_id DESC LIMIT ?"
+        ))
+        .bind(i64::from(app_id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::broadcast).collect()
+    }
+
+    async fn open_push_jobs(&self, app_id: u32) -> Result<Vec<PushJob>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM push_jobs WHERE app_id = ? AND state <> 'done' \
+             ORDER BY created_at_ms, message_id"
+        ))
+        .bind(i64::from(app_id))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::job).collect()
+    }
+
+    async fn push_job_totals(&self) -> Result<PushJobTotals> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM push_jobs GROUP BY state").fetch_all(&self.reader).await?;
+        let mut totals = PushJobTotals::default();
+        for r in &rows {
+            let n = r.try_get::<i64, _>(1)? as u64;
+            match PushJobState::parse(&r.try_get::<String, _>(0)?) {
+                Some(PushJobState::Pending) => totals.pending = n,
+                Some(PushJobState::Running) => totals.running = n,
+                Some(PushJobState::Done) => totals.done = n,
+                None => {}
+            }
+        }
+        Ok(totals)
     }
 }
 

@@ -59,12 +59,13 @@ async fn store_survives_reopen() {
         app_id: app,
         message_id: u64::MAX,
         from_user_id: "admin".into(),
-        message_type: 1,
+        message_type: herald_store::MessageType::Text,
         sub_type: 0,
-        push_type: 1,
+        push_type: herald_store::PushType::OnlineAndOffline,
         body_json: "{}".into(),
         accepted_at_ms: T0,
         online_delivered: 3,
+        recovered_delivered: 2,
     };
 
     let store = PostgresStore::open(&url).await.unwrap();
@@ -152,12 +153,13 @@ async fn nodes_never_claim_the_same_push_job() {
             app_id: app,
             message_id: id,
             from_user_id: "admin".into(),
-            message_type: 1,
+            message_type: herald_store::MessageType::Text,
             sub_type: 0,
-            push_type: 2,
+            push_type: herald_store::PushType::OfflineOnly,
             body_json: "{}".into(),
             accepted_at_ms: T0 + id as i64,
             online_delivered: 0,
+            recovered_delivered: 0,
         };
         nodes[0].insert_broadcast(&record).await.unwrap();
     }

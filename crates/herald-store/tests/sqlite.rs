@@ -83,3 +83,21 @@ async fn store_is_object_safe_and_shareable() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
     assert!(store.ensure_user(1, "a", "A", 0).await.unwrap());
 }
+
+/// The database holds users and push tokens: a new one is 0600 in a 0700 directory, and so are
+/// the WAL and shared-memory files SQLite makes beside it.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_and_its_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("fresh");
+    let db = dir.join("herald.db");
+    let store = herald_store::SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    herald_store::Store::ensure_user(&store, 1, "u", "", 0).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "directory");
+    for file in ["herald.db", "herald.db-wal", "herald.db-shm"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+}

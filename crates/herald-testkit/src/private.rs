@@ -169,10 +169,16 @@ fn log_tail(dir: &Path) -> String {
     }
 }
 
-/// Whether this process runs as root.
+/// Whether this process runs as root: its effective uid, the second field of the `Uid:` line
+/// of /proc/self/status (`id -u` where there is no /proc).
 pub(crate) fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    let from_proc = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        let ids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+        Some(ids.split_whitespace().nth(1)? == "0")
+    });
+    from_proc.unwrap_or_else(|| {
+        Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    })
 }
 
 /// Whether a user of this name exists.

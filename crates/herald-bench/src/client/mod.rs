@@ -74,6 +74,7 @@ async fn herald_login(mut ws: WsConn, spec: &Spec, index: usize) -> Result<Sessi
         platform: "bench".into(),
         device_id: format!("d{index}"),
         user_name: None,
+        since: None,
     });
     ws.send(Opcode::Text, &encode_client(&login)).await?;
     loop {

@@ -64,6 +64,10 @@ log = "warn"
 
 [store]
 url = "{store_url}"
+
+# Several nodes run side by side: each takes any free port for its admin listener.
+[admin]
+listen = "127.0.0.1:0"
 {cluster}
 [[apps]]
 app_id = {app_id}

@@ -139,6 +139,7 @@ impl FakeConn {
             timeout_ms,
             token_expire: 2_000_000_000,
             server_time_ms: 1_764_316_800_000,
+            recovered: login.since.as_ref().map(|_| true),
         })
         .await;
         login

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use crate::config::AppConfig;
-use herald_proto::{code, signature};
+use herald_proto::signature;
 
 /// Query parameters in arrival order; names may repeat (`UserId[]=a&UserId[]=b`).
 #[derive(Debug, Default)]
@@ -68,27 +68,17 @@ pub struct Common {
 impl Common {
     pub fn from_query(q: &Query) -> Result<Common, ApiError> {
         let present = |name: &str| q.get(name).filter(|v| !v.is_empty());
-        let action = present("Action").ok_or_else(|| ApiError::access(code::ACTION_EMPTY, "Action is missing"))?;
-        let app_id = present("AppId").ok_or_else(|| ApiError::access(code::APP_ID_FORMAT, "AppId is missing"))?;
-        let app_id: u32 = app_id.parse().ok().filter(|id| *id != 0).ok_or_else(|| {
-            ApiError::access(code::APP_ID_FORMAT, format!("AppId {app_id:?} is not a non-zero 32-bit unsigned number"))
-        })?;
-        let nonce = present("SignatureNonce")
-            .ok_or_else(|| ApiError::access(code::NONCE_EMPTY, "SignatureNonce is missing"))?;
-        let timestamp =
-            present("Timestamp").ok_or_else(|| ApiError::access(code::TIMESTAMP_EMPTY, "Timestamp is missing"))?;
-        let timestamp_s: i64 = timestamp.parse().map_err(|_| {
-            ApiError::access(code::TIMESTAMP_FORMAT, format!("Timestamp {timestamp:?} is not a Unix time in seconds"))
-        })?;
-        let signature =
-            present("Signature").ok_or_else(|| ApiError::access(code::SIGNATURE_EMPTY, "Signature is missing"))?;
-        let version = present("SignatureVersion")
-            .ok_or_else(|| ApiError::access(code::SIGNATURE_VERSION_EMPTY, "SignatureVersion is missing"))?;
+        let action = present("Action").ok_or(ApiError::ActionMissing)?;
+        let app_id = present("AppId").ok_or(ApiError::AppIdMissing)?;
+        let app_id: u32 =
+            app_id.parse().ok().filter(|id| *id != 0).ok_or_else(|| ApiError::AppIdFormat(app_id.to_string()))?;
+        let nonce = present("SignatureNonce").ok_or(ApiError::NonceMissing)?;
+        let timestamp = present("Timestamp").ok_or(ApiError::TimestampMissing)?;
+        let timestamp_s: i64 = timestamp.parse().map_err(|_| ApiError::TimestampFormat(timestamp.to_string()))?;
+        let signature = present("Signature").ok_or(ApiError::SignatureMissing)?;
+        let version = present("SignatureVersion").ok_or(ApiError::SignatureVersionMissing)?;
         if version != "2.0" {
-            return Err(ApiError::access(
-                code::SIGNATURE_VERSION_UNSUPPORTED,
-                format!("SignatureVersion {version:?} is not supported; use \"2.0\""),
-            ));
+            return Err(ApiError::SignatureVersionUnsupported(version.to_string()));
         }
         Ok(Common {
             action: action.to_string(),
@@ -101,22 +91,13 @@ impl Common {
 
     /// Checks the timestamp window and the md5 signature against the app's secret.
     pub fn verify(&self, app: &AppConfig, now_s: i64, window_s: u64) -> Result<(), ApiError> {
-        let skew = now_s.abs_diff(self.timestamp_s);
-        if skew > window_s {
-            return Err(ApiError::access(
-                code::SIGNATURE_EXPIRED,
-                format!(
-                    "Timestamp {} is {skew} s away from the server's clock ({now_s}); at most {window_s} s are allowed",
-                    self.timestamp_s
-                ),
-            ));
+        let skew_s = now_s.abs_diff(self.timestamp_s);
+        if skew_s > window_s {
+            return Err(ApiError::TimestampSkew { timestamp_s: self.timestamp_s, now_s, skew_s, window_s });
         }
         let secret = app.server_secret.expose();
         if !signature::verify_api_signature(self.app_id, &self.nonce, secret, self.timestamp_s, &self.signature) {
-            return Err(ApiError::access(
-                code::SIGNATURE_INVALID,
-                "Signature does not match: expected lowercase hex md5(AppId + SignatureNonce + ServerSecret + Timestamp)",
-            ));
+            return Err(ApiError::SignatureMismatch);
         }
         Ok(())
     }

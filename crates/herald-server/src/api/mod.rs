@@ -2,7 +2,9 @@
 //!
 //! `Api::handle` is the whole surface: it checks the common parameters and the signature,
 //! dispatches to one handler per action, and turns every outcome, good or bad, into an HTTP 200
-//! JSON answer in one place (`response::render`). Handlers live one file per topic.
+//! JSON answer in one place (`response::render`; the codes come from `error.rs`). Handlers live
+//! one file per topic; they parse and answer, and leave the broadcast itself to
+//! [`crate::broadcast`].
 
 mod auth;
 mod broadcast;
@@ -13,47 +15,30 @@ mod response;
 mod users;
 
 pub use auth::Query;
-pub use broadcast::AcceptedBroadcast;
 pub use error::ApiError;
 
+use crate::broadcast::{Broadcaster, Presence};
 use crate::clock::Clock;
 use crate::config::{ApiConfig, AppConfig};
 use crate::ids::IdGenerator;
+use crate::metrics::Metrics;
 use herald_proto::code;
-use herald_store::{Store, StoreError};
+use herald_store::Store;
 use response::Fields;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Who is online on this node (or, in cluster mode, anywhere).
-#[async_trait::async_trait]
-pub trait Presence: Send + Sync + 'static {
-    /// Which of `user_ids` are online: on this node, or on any node of a cluster.
-    async fn online_among(&self, app_id: u32, user_ids: &[String]) -> Result<HashSet<String>, StoreError>;
-
-    /// One user. A presence lookup that fails counts as offline: for offline push, a rare
-    /// duplicate notification is better than a lost one.
-    async fn is_online(&self, app_id: u32, user_id: &str) -> bool {
-        match self.online_among(app_id, &[user_id.to_string()]).await {
-            Ok(online) => !online.is_empty(),
-            Err(e) => {
-                tracing::warn!(error = %e, app_id, "presence lookup failed; treating the user as offline");
-                false
-            }
-        }
-    }
-}
-
-/// Where an accepted broadcast goes. Implementations start the fan-out at once and return
-/// without waiting for it.
-pub trait Dispatch: Send + Sync + 'static {
-    fn dispatch(&self, broadcast: Arc<AcceptedBroadcast>);
-}
+use std::time::Instant;
 
 /// The request body as the HTTP layer could read it.
 pub enum Body {
     Bytes(bytes::Bytes),
-    TooLarge { limit: usize },
+    TooLarge {
+        limit: usize,
+    },
+    /// Not all there within `api.request_timeout_ms`.
+    TimedOut {
+        limit_ms: u64,
+    },
     Failed(String),
 }
 
@@ -64,7 +49,8 @@ pub struct Api {
     clock: Arc<dyn Clock>,
     ids: Arc<IdGenerator>,
     presence: Arc<dyn Presence>,
-    dispatch: Arc<dyn Dispatch>,
+    broadcaster: Arc<Broadcaster>,
+    metrics: Arc<Metrics>,
 }
 
 /// Actions this server answers, in the order the README lists them. `QueryBroadcastReport` is
@@ -79,6 +65,7 @@ pub const ACTIONS: &[&str] = &[
 ];
 
 impl Api {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         apps: &[AppConfig],
         config: ApiConfig,
@@ -86,10 +73,11 @@ impl Api {
         clock: Arc<dyn Clock>,
         ids: Arc<IdGenerator>,
         presence: Arc<dyn Presence>,
-        dispatch: Arc<dyn Dispatch>,
+        broadcaster: Arc<Broadcaster>,
+        metrics: Arc<Metrics>,
     ) -> Api {
         let apps = apps.iter().map(|a| (a.app_id, Arc::new(a.clone()))).collect();
-        Api { apps, config, store, clock, ids, presence, dispatch }
+        Api { apps, config, store, clock, ids, presence, broadcaster, metrics }
     }
 
     pub fn app(&self, app_id: u32) -> Option<&Arc<AppConfig>> {
@@ -97,14 +85,87 @@ impl Api {
     }
 
     /// An error answer for requests that never reach an action (wrong path or method).
-    pub fn error_answer(&self, code: u32, message: &str) -> Vec<u8> {
-        response::render(code, message, self.ids.next(), &[])
+    pub fn error_answer(&self, err: &ApiError) -> Vec<u8> {
+        self.metrics.api_requests.inc(&[UNKNOWN_ACTION, &err.code().to_string()]);
+        response::render(err.code(), &err.to_string(), self.ids.next(), &err.extra_fields())
     }
 
     /// Answers one request. Never fails: every error is an answer with its code.
     pub async fn handle(&self, raw_query: Option<&str>, body: Body) -> Vec<u8> {
+        match self.authorize(raw_query, Instant::now()).await {
+            Ok(request) => self.answer(request, body).await,
+            Err(answer) => answer,
+        }
+    }
+
+    /// The checks that need no body: common parameters, app, signature, action, nonce. The
+    /// listener reads a body only for a request that passed them, so a client that cannot sign
+    /// cannot make the server buffer bodies. `Err` is the finished error answer. `started` is
+    /// when the request arrived, for its duration metric.
+    pub async fn authorize(&self, raw_query: Option<&str>, started: Instant) -> Result<Authorized, Vec<u8>> {
         let request_id = self.ids.next();
-        let (code, message, fields) = match self.handle_inner(raw_query.unwrap_or(""), body, request_id).await {
+        let raw_query = raw_query.unwrap_or("");
+        match self.authorize_inner(raw_query).await {
+            Ok((query, action, app)) => Ok(Authorized { request_id, query, action, app, started }),
+            Err(err) => Err(self.render(request_id, action_label(raw_query), started, Err(err))),
+        }
+    }
+
+    async fn authorize_inner(&self, raw_query: &str) -> Result<(Query, &'static str, Arc<AppConfig>), ApiError> {
+        let query = Query::parse(raw_query)?;
+        let common = auth::Common::from_query(&query)?;
+        let app = self.apps.get(&common.app_id).ok_or(ApiError::UnknownApp(common.app_id))?;
+        let now_ms = self.clock.now_ms();
+        common.verify(app, now_ms.div_euclid(1000), self.config.signature_window_s)?;
+        let Some(action) = ACTIONS.iter().copied().find(|a| *a == common.action) else {
+            return Err(ApiError::UnsupportedAction(common.action));
+        };
+        let window_ms = self.config.signature_window_s as i64 * 1000;
+        // Remembered for twice the skew window plus one second: a timestamp up to `window` in
+        // the future stays acceptable through the whole second `now_s + 2 * window`.
+        if !self.store.remember_nonce(app.app_id, &common.nonce, now_ms, 2 * window_ms + 1000).await? {
+            return Err(ApiError::NonceReused(common.nonce));
+        }
+        Ok((query, action, app.clone()))
+    }
+
+    /// Runs an authorized request's action with its body.
+    pub async fn answer(&self, request: Authorized, body: Body) -> Vec<u8> {
+        let (request_id, action, started, app_id) =
+            (request.request_id, request.action, request.started, request.app.app_id);
+        let result = self.act(request, body).await;
+        if action == "SendMessageToAllUsers" {
+            let outcome = match &result {
+                Ok(_) => "accepted".to_string(),
+                Err(e) => e.code().to_string(),
+            };
+            self.metrics.broadcasts.inc(&[&app_id.to_string(), &outcome]);
+        }
+        self.render(request_id, action, started, result)
+    }
+
+    async fn act(&self, request: Authorized, body: Body) -> Result<Fields, ApiError> {
+        let Authorized { request_id, query, action, app, .. } = request;
+        let body = match body {
+            Body::Bytes(b) => b,
+            Body::TooLarge { limit } => return Err(ApiError::BodyTooLarge { limit }),
+            Body::TimedOut { limit_ms } => return Err(ApiError::BodyTimedOut { limit_ms }),
+            Body::Failed(why) => return Err(ApiError::BodyRead(why)),
+        };
+        let now_ms = self.clock.now_ms();
+        match action {
+            "UserRegister" => users::register(self, &app, &body).await,
+            "QueryUserInfos" => users::query_infos(self, &app, &body).await,
+            "ModifyUserInfo" => users::modify(self, &app, &body).await,
+            "QueryUserOnlineState" => users::online_state(self, &app, &query).await,
+            "SendMessageToAllUsers" => broadcast::send_to_all(self, &app, &body, now_ms, request_id).await,
+            "QueryBroadcastReport" => report::query(self, &app, &body).await,
+            other => Err(ApiError::UnsupportedAction(other.to_string())),
+        }
+    }
+
+    fn render(&self, request_id: u64, action: &str, started: Instant, result: Result<Fields, ApiError>) -> Vec<u8> {
+        let (code, message, fields) = match result {
             Ok(fields) => (code::SUCCESS, "success".to_string(), fields),
             Err(err) => {
                 if let ApiError::Store(inner) = &err {
@@ -115,45 +176,35 @@ impl Api {
                 (err.code(), err.to_string(), err.extra_fields())
             }
         };
+        self.metrics.api_requests.inc(&[action, &code.to_string()]);
+        if let Some(h) = self.metrics.api_duration.with(action) {
+            h.observe(started.elapsed());
+        }
         response::render(code, &message, request_id, &fields)
     }
+}
 
-    async fn handle_inner(&self, raw_query: &str, body: Body, request_id: u64) -> Result<Fields, ApiError> {
-        let query = Query::parse(raw_query)?;
-        let common = auth::Common::from_query(&query)?;
-        let app = self.apps.get(&common.app_id).ok_or_else(|| {
-            ApiError::access(
-                code::SECRET_UNAVAILABLE,
-                format!("unknown AppId {}: no app with this id is configured", common.app_id),
-            )
-        })?;
-        let now_ms = self.clock.now_ms();
-        common.verify(app, now_ms.div_euclid(1000), self.config.signature_window_s)?;
-        if !ACTIONS.contains(&common.action.as_str()) {
-            return Err(ApiError::UnsupportedAction(common.action));
-        }
-        let window_ms = self.config.signature_window_s as i64 * 1000;
-        // Remembered for twice the skew window plus one second: a timestamp up to `window` in
-        // the future stays acceptable through the whole second `now_s + 2 * window`.
-        if !self.store.remember_nonce(app.app_id, &common.nonce, now_ms, 2 * window_ms + 1000).await? {
-            return Err(ApiError::access(
-                code::SIGNATURE_INVALID,
-                format!("SignatureNonce {:?} was already used within the signature window; sign every request with a fresh nonce", common.nonce),
-            ));
-        }
-        let body = match body {
-            Body::Bytes(b) => b,
-            Body::TooLarge { limit } => return Err(ApiError::BodyTooLarge { limit }),
-            Body::Failed(why) => return Err(ApiError::BodyRead(why)),
-        };
-        match common.action.as_str() {
-            "UserRegister" => users::register(self, app, &body).await,
-            "QueryUserInfos" => users::query_infos(self, app, &body).await,
-            "ModifyUserInfo" => users::modify(self, app, &body).await,
-            "QueryUserOnlineState" => users::online_state(self, app, &query).await,
-            "SendMessageToAllUsers" => broadcast::send_to_all(self, app, &body, now_ms, request_id).await,
-            "QueryBroadcastReport" => report::query(self, app, &body).await,
-            other => Err(ApiError::UnsupportedAction(other.to_string())),
-        }
-    }
+/// The `action` label of a request: a routed action's name, or `unknown`.
+fn action_label(raw_query: &str) -> &'static str {
+    Query::parse(raw_query)
+        .ok()
+        .and_then(|q| q.get("Action").and_then(|a| ACTIONS.iter().copied().find(|known| *known == a)))
+        .unwrap_or(UNKNOWN_ACTION)
+}
+
+/// The `action` label of requests that name no action the server routes.
+pub const UNKNOWN_ACTION: &str = "unknown";
+
+/// Every `action` label value.
+pub fn action_labels() -> Vec<&'static str> {
+    ACTIONS.iter().copied().chain([UNKNOWN_ACTION]).collect()
+}
+
+/// A request that passed every check needing no body ([`Api::authorize`]).
+pub struct Authorized {
+    request_id: u64,
+    query: Query,
+    action: &'static str,
+    app: Arc<AppConfig>,
+    started: Instant,
 }

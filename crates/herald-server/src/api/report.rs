@@ -1,13 +1,14 @@
 //! `QueryBroadcastReport` (Herald's own action, beyond ZIM): what became of one
-//! `SendMessageToAllUsers` call — sessions reached online and the offline-push job's state
-//! and counts. Signed and answered like every ZIM action.
+//! `SendMessageToAllUsers` call — sessions reached online (live, and by recovery after a
+//! reconnect) and the offline-push job's state and counts. Signed and answered like every ZIM
+//! action.
 
 use super::error::ApiError;
 use super::json;
 use super::response::Fields;
 use super::Api;
 use crate::config::AppConfig;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Body `{"MessageId": "<id>"}`: the `RequestId` the `SendMessageToAllUsers` call answered
 /// with, which is also the broadcast's message ID (`RequestId` is accepted as the key too). A
@@ -24,26 +25,6 @@ pub async fn query(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fields, Ap
     let Some(record) = api.store.get_broadcast(app.app_id, message_id).await? else {
         return Err(ApiError::param(format!("no broadcast with MessageId {message_id} in this app")));
     };
-    let push = match api.store.get_push_job(app.app_id, message_id).await? {
-        None => json!({"State": "none"}),
-        Some(job) => json!({
-            "State": job.state.as_str(),
-            "Targeted": job.counts.targeted,
-            "Sent": job.counts.sent,
-            "Failed": job.counts.failed,
-            "RemovedBindings": job.counts.removed,
-            "SkippedOnline": job.counts.skipped_online,
-            "UpdatedAt": job.updated_at_ms,
-            "FinishedAt": job.finished_at_ms,
-        }),
-    };
-    Ok(vec![
-        ("MessageId", json!(record.message_id.to_string())),
-        ("FromUserId", json!(record.from_user_id)),
-        ("MessageType", json!(record.message_type)),
-        ("PushType", json!(record.push_type)),
-        ("AcceptedAt", json!(record.accepted_at_ms)),
-        ("OnlineDelivered", json!(record.online_delivered)),
-        ("OfflinePush", push),
-    ])
+    let job = api.store.get_push_job(app.app_id, message_id).await?;
+    Ok(crate::broadcast::report_fields(&record, job.as_ref()))
 }

@@ -3,46 +3,27 @@
 //! A wrong shape fails the whole call (660000002); a problem with one user goes into
 //! `ErrorList` with its `SubCode` and the rest proceed, as ZIM does.
 
-use super::error::ApiError;
+use super::error::{error_list, ApiError, ItemProblem};
 use super::json::{self, Object};
 use super::response::Fields;
 use super::{Api, Query};
 use crate::config::AppConfig;
-use herald_proto::code;
-use herald_proto::user_id::{check_user_id, UserIdError};
+use herald_proto::user_id::check_user_id;
 use herald_store::{RowOutcome, UserChange, UserRecord};
 use serde_json::{json, Value};
 
 /// Query APIs accept ids up to 64 bytes (ZIM's query docs); registration caps them at 32.
 const QUERY_USER_ID_MAX_BYTES: usize = 64;
 
-struct ItemError {
-    user_id: String,
-    sub_code: u32,
-    sub_message: String,
-}
-
-fn error_list(errors: &[ItemError]) -> Value {
-    Value::Array(
-        errors
-            .iter()
-            .map(|e| json!({"UserId": e.user_id, "SubCode": e.sub_code, "SubMessage": e.sub_message}))
-            .collect(),
-    )
-}
+/// The users a call could not do, by user id.
+type Problems = Vec<(String, ItemProblem)>;
 
 /// Fails the whole call when every item failed, as ZIM's batch APIs do.
-fn finish_batch(total: usize, errors: Vec<ItemError>, verb: &str) -> Result<Fields, ApiError> {
-    if total > 0 && errors.len() == total {
-        let first = errors[0].sub_code;
-        let code = if errors.iter().all(|e| e.sub_code == first) { first } else { code::BUSINESS_ERROR };
-        return Err(ApiError::BatchFailed {
-            code,
-            message: format!("no user was {verb}; ErrorList says why for each"),
-            error_list: error_list(&errors),
-        });
+fn finish_batch(total: usize, problems: Problems, verb: &'static str) -> Result<Fields, ApiError> {
+    if total > 0 && problems.len() == total {
+        return Err(ApiError::BatchFailed { verb, problems });
     }
-    Ok(vec![("ErrorList", error_list(&errors))])
+    Ok(vec![("ErrorList", error_list(&problems))])
 }
 
 fn user_items<'a>(obj: &'a Object, key: &str, app: &AppConfig) -> Result<Vec<&'a Object>, ApiError> {
@@ -62,17 +43,13 @@ fn user_items<'a>(obj: &'a Object, key: &str, app: &AppConfig) -> Result<Vec<&'a
         .collect()
 }
 
-fn id_problem(user_id: &str) -> Option<(u32, String)> {
-    match check_user_id(user_id) {
-        Ok(()) => None,
-        Err(e @ UserIdError::TooLong { .. }) => Some((code::USER_ID_TOO_LONG, e.to_string())),
-        Err(e) => Some((code::PARAM_ERROR, e.to_string())),
-    }
+fn id_problem(user_id: &str) -> Option<ItemProblem> {
+    check_user_id(user_id).err().map(ItemProblem::UserId)
 }
 
-fn length_problem(field: &str, value: Option<&str>, max: usize, sub_code: u32) -> Option<(u32, String)> {
+fn length_problem(field: &'static str, value: Option<&str>, max: usize) -> Option<ItemProblem> {
     let len = value.map_or(0, str::len);
-    (len > max).then(|| (sub_code, format!("{field} is {len} bytes; at most {max} are allowed")))
+    (len > max).then_some(ItemProblem::TooLong { field, len, max })
 }
 
 /// `UserRegister`: create up to `users_per_call` users.
@@ -87,14 +64,10 @@ pub async fn register(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fields,
         let name = json::opt_str(item, "UserName", &format!("UserInfo[{i}].UserName"))?;
         let avatar = json::opt_str(item, "UserAvatar", &format!("UserInfo[{i}].UserAvatar"))?;
         let problem = id_problem(user_id)
-            .or_else(|| length_problem("UserName", name, app.limits.user_name_max_bytes, code::USER_NAME_TOO_LONG))
-            .or_else(|| {
-                length_problem("UserAvatar", avatar, app.limits.user_avatar_max_bytes, code::USER_AVATAR_TOO_LONG)
-            });
+            .or_else(|| length_problem("UserName", name, app.limits.user_name_max_bytes))
+            .or_else(|| length_problem("UserAvatar", avatar, app.limits.user_avatar_max_bytes));
         match problem {
-            Some((sub_code, sub_message)) => {
-                errors.push((i, ItemError { user_id: user_id.to_string(), sub_code, sub_message }))
-            }
+            Some(problem) => errors.push((i, (user_id.to_string(), problem))),
             None => fresh.push((
                 i,
                 UserRecord {
@@ -111,8 +84,8 @@ pub async fn register(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fields,
     let outcomes = api.store.register_users(app.app_id, &records).await?;
     for ((i, record), outcome) in fresh.into_iter().zip(outcomes) {
         if outcome == RowOutcome::AlreadyExists {
-            let sub_message = format!("user {:?} already exists", record.user_id);
-            errors.push((i, ItemError { user_id: record.user_id, sub_code: code::USER_ALREADY_EXISTS, sub_message }));
+            let problem = ItemProblem::AlreadyExists(record.user_id.clone());
+            errors.push((i, (record.user_id, problem)));
         }
     }
     errors.sort_by_key(|(i, _)| *i);
@@ -131,11 +104,7 @@ pub async fn query_infos(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fiel
             Some(u) => result.push(
                 json!({"UserId": u.user_id, "UserName": u.user_name, "UserAvatar": u.user_avatar, "Extra": u.extra}),
             ),
-            None => errors.push(ItemError {
-                user_id: id.clone(),
-                sub_code: code::USER_NOT_FOUND,
-                sub_message: format!("user {id:?} is not registered"),
-            }),
+            None => errors.push((id.clone(), ItemProblem::NotFound(id.clone()))),
         }
     }
     Ok(vec![("Result", Value::Array(result)), ("ErrorList", error_list(&errors))])
@@ -176,13 +145,11 @@ pub async fn modify(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fields, A
         let extra = json::opt_str(item, "Extra", &field("Extra"))?;
         let l = &app.limits;
         let problem = id_problem(user_id)
-            .or_else(|| length_problem("UserName", name, l.user_name_max_bytes, code::USER_NAME_TOO_LONG))
-            .or_else(|| length_problem("UserAvatar", avatar, l.user_avatar_max_bytes, code::USER_AVATAR_TOO_LONG))
-            .or_else(|| length_problem("Extra", extra, l.user_extra_max_bytes, code::PARAM_ERROR));
+            .or_else(|| length_problem("UserName", name, l.user_name_max_bytes))
+            .or_else(|| length_problem("UserAvatar", avatar, l.user_avatar_max_bytes))
+            .or_else(|| length_problem("Extra", extra, l.user_extra_max_bytes));
         match problem {
-            Some((sub_code, sub_message)) => {
-                errors.push((i, ItemError { user_id: user_id.to_string(), sub_code, sub_message }))
-            }
+            Some(problem) => errors.push((i, (user_id.to_string(), problem))),
             None => changes.push((
                 i,
                 UserChange {
@@ -198,8 +165,8 @@ pub async fn modify(api: &Api, app: &AppConfig, body: &[u8]) -> Result<Fields, A
     let outcomes = api.store.modify_users(app.app_id, &list).await?;
     for ((i, change), outcome) in changes.into_iter().zip(outcomes) {
         if outcome == RowOutcome::NotFound {
-            let sub_message = format!("user {:?} is not registered", change.user_id);
-            errors.push((i, ItemError { user_id: change.user_id, sub_code: code::USER_NOT_REGISTERED, sub_message }));
+            let problem = ItemProblem::NotRegistered(change.user_id.clone());
+            errors.push((i, (change.user_id, problem)));
         }
     }
     errors.sort_by_key(|(i, _)| *i);
@@ -224,11 +191,7 @@ pub async fn online_state(api: &Api, app: &AppConfig, query: &Query) -> Result<F
             let status = if online.contains(id) { "Online" } else { "Offline" };
             result.push(json!({"UserId": id, "Status": status}));
         } else {
-            errors.push(ItemError {
-                user_id: id.clone(),
-                sub_code: code::USER_NOT_ONLINE_OR_MISSING,
-                sub_message: format!("user {id:?} does not exist"),
-            });
+            errors.push((id.clone(), ItemProblem::Missing(id.clone())));
         }
     }
     Ok(vec![("Result", Value::Array(result)), ("ErrorList", error_list(&errors))])

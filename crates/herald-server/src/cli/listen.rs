@@ -11,6 +11,8 @@ pub struct ListenArgs {
     pub user_id: String,
     pub token: String,
     pub sdk_version: String,
+    /// `None`: the SDK's random per-run default.
+    pub device_id: Option<String>,
     pub push: Option<(String, String)>,
     pub count: Option<u64>,
     pub timeout: Option<Duration>,
@@ -24,6 +26,9 @@ pub async fn listen(args: ListenArgs, out: &mut (dyn Write + Send)) -> Result<()
         let mut config = ClientConfig::new(vec![args.url.clone()], args.app_id, &args.user_id, &args.token);
         config.sdk_version = args.sdk_version.clone();
         config.platform = "cli".into();
+        if let Some(device_id) = &args.device_id {
+            config.device_id = device_id.clone();
+        }
         let (client, mut events) = Client::login(config).await.map_err(|e| format!("login failed: {e}"))?;
         if let Some((push_id, provider)) = &args.push {
             client.set_push_id(push_id, provider).await.map_err(|e| format!("set_push_id failed: {e}"))?;

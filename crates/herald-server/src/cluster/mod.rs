@@ -10,43 +10,14 @@ mod presence;
 
 pub use presence::{join, keep_lease, ClusterPresence};
 
+use crate::config::ClusterConfig;
 use crate::hub::{Hub, Relay};
+use crate::metrics::Metrics;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use serde::Deserialize;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-/// `[cluster]` in the configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterConfig {
-    /// 1..=1023, unique per node: it goes into every id the node makes and tags what it relays.
-    pub node_id: u16,
-    #[serde(default = "default_nats_url")]
-    pub nats_url: String,
-    /// Subjects are `{subject_prefix}.bcast`; nodes of one cluster share the prefix.
-    #[serde(default = "default_prefix")]
-    pub subject_prefix: String,
-    /// How long this node's sessions count as online without a lease renewal: a node that is
-    /// killed looks offline to the others after at most this long.
-    #[serde(default = "default_lease_ms")]
-    pub node_lease_ms: u64,
-}
-
-fn default_lease_ms() -> u64 {
-    15_000
-}
-
-fn default_nats_url() -> String {
-    "nats://127.0.0.1:4222".into()
-}
-fn default_prefix() -> String {
-    "herald".into()
-}
-
-/// Largest node id: the id generator keeps 10 bits for it.
-pub const MAX_NODE_ID: u16 = 1023;
+use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -95,13 +66,20 @@ pub struct NatsRelay {
     client: async_nats::Client,
     node_id: u16,
     subject: String,
+    /// Publishes run here, so shutdown waits for the ones in flight.
+    tasks: TaskTracker,
+    metrics: Arc<Metrics>,
 }
 
 impl NatsRelay {
     /// Connects and subscribes before the node serves anyone, so no broadcast accepted by
     /// another node after this returns is missed. Returns the relay and the subscription to
     /// hand to [`NatsRelay::run`].
-    pub async fn connect(cfg: &ClusterConfig) -> Result<(Arc<NatsRelay>, async_nats::Subscriber), ClusterError> {
+    pub async fn connect(
+        cfg: &ClusterConfig,
+        tasks: TaskTracker,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Arc<NatsRelay>, async_nats::Subscriber), ClusterError> {
         let client = async_nats::ConnectOptions::new()
             .name(format!("herald-node-{}", cfg.node_id))
             .connect(cfg.nats_url.as_str())
@@ -112,7 +90,7 @@ impl NatsRelay {
             .subscribe(subject.clone())
             .await
             .map_err(|e| ClusterError::Subscribe { subject: subject.clone(), reason: e.to_string() })?;
-        Ok((Arc::new(NatsRelay { client, node_id: cfg.node_id, subject }), sub))
+        Ok((Arc::new(NatsRelay { client, node_id: cfg.node_id, subject, tasks, metrics }), sub))
     }
 
     /// Delivers what other nodes relay to this node's hub until `shutdown`.
@@ -130,7 +108,10 @@ impl NatsRelay {
             };
             match decode(msg.payload) {
                 Some(r) if r.origin == self.node_id => {} // ours: delivered locally already
-                Some(r) => hub.deliver_relayed(r.app_id, r.message_id, r.frame),
+                Some(r) => {
+                    self.metrics.relayed.inc(&["in"]);
+                    hub.deliver_relayed(r.app_id, r.message_id, r.frame)
+                }
                 None => tracing::warn!(subject = %self.subject, "ignored a malformed relayed broadcast"),
             }
         }
@@ -138,12 +119,20 @@ impl NatsRelay {
     }
 }
 
+impl NatsRelay {
+    /// Whether the NATS connection is up now (`herald_cluster_nats_connected`).
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
 impl Relay for NatsRelay {
     fn relay(&self, app_id: u32, message_id: u64, frame: &Bytes) {
+        self.metrics.relayed.inc(&["out"]);
         let payload = encode(self.node_id, app_id, message_id, frame);
         let client = self.client.clone();
         let subject = self.subject.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             // async-nats buffers while reconnecting; an error here means the client is gone.
             if let Err(e) = client.publish(subject, payload).await {
                 tracing::error!(error = %e, message_id, "could not relay a broadcast to the other nodes");

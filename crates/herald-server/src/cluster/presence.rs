@@ -1,7 +1,7 @@
 //! Presence that holds across nodes: sessions recorded in the shared store under the node that
 //! holds them, counted only while that node keeps its lease alive.
 
-use crate::api::Presence;
+use crate::broadcast::Presence;
 use crate::clock::Clock;
 use herald_store::{Store, StoreError};
 use std::collections::HashSet;
@@ -12,12 +12,22 @@ use tokio_util::sync::CancellationToken;
 pub struct ClusterPresence {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+    /// This node: its sessions count as online while its lease is live.
+    pub node_id: u16,
 }
 
 #[async_trait::async_trait]
 impl Presence for ClusterPresence {
     async fn online_among(&self, app_id: u32, user_ids: &[String]) -> Result<HashSet<String>, StoreError> {
         Ok(self.store.online_users(app_id, user_ids, self.clock.now_ms()).await?.into_iter().collect())
+    }
+
+    async fn session_started(&self, app_id: u32, user_id: &str, session_id: u64) -> Result<(), StoreError> {
+        self.store.presence_session_started(app_id, user_id, session_id, self.node_id, self.clock.now_ms()).await
+    }
+
+    async fn session_ended(&self, session_id: u64) -> Result<(), StoreError> {
+        self.store.presence_session_ended(session_id).await
     }
 }
 

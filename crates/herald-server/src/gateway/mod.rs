@@ -1,16 +1,22 @@
 //! The client WebSocket gateway at `/ws`: the upgrade, and one task per connection.
 //!
-//! `conn.rs` is the connection's shared half (the outbox the fan-out writes to); `session.rs`
-//! is the task that owns the socket: login, heartbeat, push-ID binding, token renewal, logout.
-//! The protocol is docs/protocol.md; its types are `herald_proto::frame`.
+//! `session.rs` is the task that owns the socket (heartbeat, outbox draining, the close);
+//! `requests.rs` is what each client request does (login, push-ID binding, token renewal,
+//! logout); `refusal.rs` maps every refusal to its SDK error number and close code. The hub
+//! holds each session's [`crate::hub::SessionHandle`]. The protocol is docs/protocol.md; its
+//! types are `herald_proto::frame`.
 
-pub mod conn;
+mod refusal;
+mod requests;
 mod session;
 
+use crate::admission::Ticket;
+use crate::broadcast::Presence;
 use crate::clock::Clock;
 use crate::config::{AppConfig, GatewayConfig};
 use crate::hub::Hub;
 use crate::ids::IdGenerator;
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use herald_store::Store;
 use http::{header, HeaderMap, Request, Response, StatusCode};
@@ -37,8 +43,9 @@ pub struct Gateway {
     tracker: TaskTracker,
     /// Open WebSocket sessions, logged in or not.
     connections: AtomicUsize,
-    /// In a cluster, this node's id: sessions are then recorded in the store for presence.
-    cluster_node: Option<u16>,
+    /// Where sessions are recorded as they start and end (the hub alone, or the cluster's store).
+    presence: Arc<dyn Presence>,
+    metrics: Arc<Metrics>,
 }
 
 impl Gateway {
@@ -52,11 +59,12 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
-        cluster_node: Option<u16>,
+        presence: Arc<dyn Presence>,
+        metrics: Arc<Metrics>,
     ) -> Arc<Gateway> {
         let apps = apps.iter().map(|a| (a.app_id, Arc::new(a.clone()))).collect();
         let connections = AtomicUsize::new(0);
-        Arc::new(Gateway { cfg, apps, store, hub, ids, clock, shutdown, tracker, connections, cluster_node })
+        Arc::new(Gateway { cfg, apps, store, hub, ids, clock, shutdown, tracker, connections, presence, metrics })
     }
 
     pub fn connections(&self) -> usize {
@@ -64,7 +72,13 @@ impl Gateway {
     }
 
     /// Answers the HTTP upgrade and starts the session task once hyper hands over the socket.
-    pub fn upgrade<B: Send + 'static>(self: &Arc<Self>, mut req: Request<B>) -> Response<Full<Bytes>> {
+    /// The connection's `ticket` goes with it: it counts as pending (capped per address,
+    /// sheddable) until it logs in.
+    pub fn upgrade<B: Send + 'static>(
+        self: &Arc<Self>,
+        mut req: Request<B>,
+        ticket: Arc<Ticket>,
+    ) -> Response<Full<Bytes>> {
         let key = match check_upgrade(req.headers()) {
             Ok(key) => key,
             Err(why) => return plain(StatusCode::BAD_REQUEST, why),
@@ -73,6 +87,9 @@ impl Gateway {
             Ok(p) => p,
             Err(why) => return plain(StatusCode::BAD_REQUEST, why),
         };
+        if let Err(why) = ticket.upgrade() {
+            return plain(StatusCode::TOO_MANY_REQUESTS, &why.to_string());
+        }
         // Reserve the slot now: counting only once the upgrade completes would let a burst of
         // concurrent upgrades all pass the check.
         if self.connections.fetch_add(1, Ordering::AcqRel) >= self.cfg.max_connections {
@@ -93,11 +110,12 @@ impl Gateway {
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let (reader, writer) = parts.io.into_inner().into_split();
-                    session::run(gw.clone(), reader, session::Writer::Direct(writer), parts.read_buf).await
+                    session::run(gw.clone(), ticket, reader, session::Writer::Direct(writer), parts.read_buf).await
                 }
                 Err(upgraded) => {
                     let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
-                    session::run(gw.clone(), reader, session::Writer::Queued(Box::new(writer)), Bytes::new()).await
+                    session::run(gw.clone(), ticket, reader, session::Writer::Queued(Box::new(writer)), Bytes::new())
+                        .await
                 }
             }
             gw.connections.fetch_sub(1, Ordering::AcqRel);

@@ -1,25 +1,27 @@
-//! One task per connection: it owns the socket's read side, performs the protocol (login,
-//! heartbeat, push ID, token renewal, logout) and drains the outbox when the kernel could not take
-//! a frame at once. It ends by leaving the hub and closing with a code from docs/protocol.md.
+//! One task per connection: it owns the socket's read side, performs the protocol (what each
+//! request does is `requests.rs`), and drains the outbox when the kernel could not take a frame at
+//! once. It ends by leaving the hub and closing with a code from docs/protocol.md.
 
-use super::conn::{Conn, OutboxLimits};
+use super::refusal::Refusal;
+use super::requests::{self, LoggedIn, TOKEN_WARNING_S};
 use super::Gateway;
+use crate::admission::Ticket;
+use crate::hub::{OutboxLimits, SessionHandle};
 use bytes::{Bytes, BytesMut};
-use herald_proto::frame::{self, ClientFrame, Login, ServerFrame};
-use herald_proto::version::{SdkVersion, BROADCAST_MIN};
+use herald_proto::close;
+use herald_proto::frame::{self, ClientFrame, ServerFrame};
 use herald_proto::ws::{self, Decoder, Message, Opcode, Role, WsError};
-use herald_proto::{close, code, token04};
-use herald_store::{PushBinding, PushProvider};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::{sleep_until, timeout, Instant};
 
-/// The SDK is told this long before its token expires (ZIM: 30 s).
-const TOKEN_WARNING_S: i64 = 30;
 /// How long the closing handshake may take to write once the session is over.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a closed session keeps reading (and discarding) the client's input so its close
+/// frame is not lost to a reset.
+const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How frames reach the socket.
 pub enum Writer {
@@ -29,39 +31,49 @@ pub enum Writer {
     Queued(Box<dyn AsyncWrite + Unpin + Send>),
 }
 
-/// Why a session ends: the close code and a reason for the close frame.
-type Ending = (u16, &'static str);
+/// Why a session ends: the close code (0 when the peer is gone and there is nobody to tell) and
+/// a detail for the log. The close frame's reason is `close::reason(code)`.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    code: u16,
+    detail: &'static str,
+}
 
-struct LoggedIn {
-    app_id: u32,
-    user_id: String,
-    device_id: String,
-    session_id: u64,
-    token_expire_s: i64,
-    /// `token_will_expire` went out for this token; a renewal clears it.
-    token_warning_sent: bool,
+impl Ending {
+    fn new(code: u16, detail: &'static str) -> Ending {
+        Ending { code, detail }
+    }
 }
 
 struct Session {
     gw: Arc<Gateway>,
-    conn: Arc<Conn>,
+    /// The connection's place with the listener: pending until login, then authenticated.
+    ticket: Arc<Ticket>,
+    handle: Arc<SessionHandle>,
+    /// `None` until `login_ok`.
     user: Option<LoggedIn>,
     /// Token bucket for client frames: tokens left and when they were last topped up.
     flood_tokens: f64,
     flood_at: Instant,
 }
 
-pub async fn run<R: AsyncRead + Unpin>(gw: Arc<Gateway>, mut reader: R, writer: Writer, leftover: Bytes) {
+pub async fn run<R: AsyncRead + Unpin>(
+    gw: Arc<Gateway>,
+    ticket: Arc<Ticket>,
+    mut reader: R,
+    writer: Writer,
+    leftover: Bytes,
+) {
     let limits = OutboxLimits { frames: gw.cfg.outbox_frames, bytes: gw.cfg.outbox_bytes };
     let (direct, mut queued) = match writer {
         Writer::Direct(w) => (Some(w), None),
         Writer::Queued(w) => (None, Some(w)),
     };
-    let conn = Arc::new(Conn::new(direct, limits));
+    let handle = Arc::new(SessionHandle::new(direct, limits));
     let burst = f64::from(gw.cfg.client_frames_per_second) * 2.0;
-    let mut s = Session { gw, conn, user: None, flood_tokens: burst, flood_at: Instant::now() };
+    let mut s = Session { gw, ticket, handle, user: None, flood_tokens: burst, flood_at: Instant::now() };
     let ending = s.drive(&mut reader, &mut queued, leftover).await;
-    s.finish(ending, queued).await;
+    s.finish(ending, queued, &mut reader).await;
 }
 
 impl Session {
@@ -96,30 +108,32 @@ impl Session {
                     }
                     Ok(None) => break,
                     Err(WsError::TooLarge { .. }) => {
-                        return (close::FRAME_TOO_LARGE, "frame larger than the server accepts")
+                        return Ending::new(close::FRAME_TOO_LARGE, "frame larger than the server accepts")
                     }
-                    Err(_) => return (close::BAD_FRAME, "malformed WebSocket frame"),
+                    Err(_) => return Ending::new(close::BAD_FRAME, "malformed WebSocket frame"),
                 }
             }
-            if let Some(end) = self.conn.close_requested() {
-                return end;
+            if let Some((code, detail)) = self.handle.close_requested() {
+                return Ending::new(code, detail);
             }
             // Drain what the fan-out or this task queued.
             let backlog = match queued {
                 Some(w) => {
-                    while let Some(frame) = self.conn.pop_queued() {
+                    while let Some(frame) = self.handle.pop_queued() {
                         match timeout(stall_timeout, w.write_all(&frame)).await {
                             Ok(Ok(())) => {}
-                            Ok(Err(_)) => return (close::INTERNAL, "write failed"),
-                            Err(_) => return (close::SLOW_CONSUMER, "slow consumer: socket stopped draining"),
+                            Ok(Err(_)) => return Ending::new(close::INTERNAL, "write failed"),
+                            Err(_) => {
+                                return Ending::new(close::SLOW_CONSUMER, "slow consumer: socket stopped draining")
+                            }
                         }
                     }
                     if w.flush().await.is_err() {
-                        return (close::INTERNAL, "write failed");
+                        return Ending::new(close::INTERNAL, "write failed");
                     }
                     false
                 }
-                None => match self.conn.flush_direct() {
+                None => match self.handle.flush_direct() {
                     Ok(flushed) => {
                         // "Stopped draining" means no progress at all: a reader that takes a
                         // little at a time restarts the stall clock.
@@ -128,7 +142,7 @@ impl Session {
                         }
                         !flushed.done
                     }
-                    Err(_) => return (close::INTERNAL, "write failed"),
+                    Err(_) => return Ending::new(close::INTERNAL, "write failed"),
                 },
             };
             let stall_deadline = match (backlog, stalled_since) {
@@ -144,27 +158,35 @@ impl Session {
                 (true, Some(since)) => Some(since + stall_timeout),
             };
             let warn_at = self.token_warning_at();
-            let direct = self.conn.clone();
+            let expire_at = self.token_expiry_at();
+            let direct = self.handle.clone();
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return (close::SHUTDOWN, "server shutting down"),
-                _ = self.conn.woken() => {}
+                _ = shutdown.cancelled() => return Ending::new(close::SHUTDOWN, "server shutting down"),
+                // Out of descriptors, sockets that have not logged in go first.
+                _ = self.ticket.shed(), if self.user.is_none() => return Ending::new(0, "shed before login"),
+                _ = self.handle.woken() => {}
                 read = reader.read_buf(&mut buf) => match read {
-                    Ok(0) | Err(_) => return (0, "peer went away"),
+                    Ok(0) | Err(_) => return Ending::new(0, "peer went away"),
                     Ok(_) => {}
                 },
                 _ = async { direct.direct().expect("backlog implies a direct socket").writable().await }, if backlog => {}
                 _ = sleep_until(stall_deadline.unwrap_or(deadline)), if stall_deadline.is_some() => {
-                    return (close::SLOW_CONSUMER, "slow consumer: socket stopped draining");
+                    return Ending::new(close::SLOW_CONSUMER, "slow consumer: socket stopped draining");
                 }
                 _ = sleep_until(deadline) => {
                     return if self.user.is_some() {
-                        (close::HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                        Ending::new(close::HEARTBEAT_TIMEOUT, "heartbeat timeout")
                     } else {
-                        (close::LOGIN_TIMEOUT, "no login within the deadline")
+                        Ending::new(close::LOGIN_TIMEOUT, "no login within the deadline")
                     };
                 }
                 _ = sleep_until(warn_at.unwrap_or(deadline)), if warn_at.is_some() => self.warn_token(),
+                _ = sleep_until(expire_at.unwrap_or(deadline)), if expire_at.is_some() => {
+                    if let Some(end) = self.end_if_token_expired() {
+                        return end;
+                    }
+                }
             }
         }
     }
@@ -179,6 +201,22 @@ impl Session {
         Some(Instant::now() + Duration::from_secs(due_s.max(0) as u64))
     }
 
+    /// When the session's token runs out, if the clock says so then.
+    fn token_expiry_at(&self) -> Option<Instant> {
+        let user = self.user.as_ref()?;
+        let left_s = user.token_expire_s - self.gw.clock.now_s();
+        Some(Instant::now() + Duration::from_secs(left_s.max(0) as u64))
+    }
+
+    /// A token that ran out without `renew_token` ends its session (ZIM's TokenExpired): a
+    /// short-lived token means a short session. The client is told why first (6000106), then
+    /// closed with 4502, after which SDKs do not reconnect with the same token.
+    fn end_if_token_expired(&mut self) -> Option<Ending> {
+        let expire = self.user.as_ref()?.token_expire_s;
+        let now = self.gw.clock.now_s();
+        (expire <= now).then(|| self.refuse(0, Refusal::SessionTokenExpired { expire }))?
+    }
+
     fn warn_token(&mut self) {
         let now = self.gw.clock.now_s();
         if let Some(user) = self.user.as_mut() {
@@ -189,17 +227,13 @@ impl Session {
     }
 
     fn send(&self, f: &ServerFrame) {
-        self.conn.send(&ws::server_frame(Opcode::Text, &frame::encode_server(f)));
+        self.handle.send(&ws::server_frame(Opcode::Text, &frame::encode_server(f)));
     }
 
-    fn error(&self, id: u64, code: u32, message: impl Into<String>) {
-        self.send(&ServerFrame::Error { id, code, message: message.into() });
-    }
-
-    /// Refuses a request with an `error` frame and ends the session with `close_code`.
-    fn fail(&self, id: u64, code: u32, message: impl Into<String>, ending: Ending) -> Option<Ending> {
-        self.error(id, code, message);
-        Some(ending)
+    /// Answers request `id` with an `error` frame; ends the session when the refusal does.
+    fn refuse(&self, id: u64, refusal: Refusal) -> Option<Ending> {
+        self.send(&ServerFrame::Error { id, code: refusal.sdk_code(), message: refusal.to_string() });
+        refusal.close_code().map(|code| Ending::new(code, "request refused"))
     }
 
     fn take_flood_token(&mut self) -> bool {
@@ -218,283 +252,136 @@ impl Session {
 
     async fn on_message(&mut self, msg: Message) -> Option<Ending> {
         if !self.take_flood_token() {
-            return Some((close::FLOOD, "too many frames"));
+            return Some(Ending::new(close::FLOOD, "too many frames"));
         }
         match msg {
             Message::Text(text) => match frame::decode_client(&text) {
                 Ok(f) => self.on_frame(f).await,
-                Err(e) => self.fail(
-                    0,
-                    code::SDK_BAD_FRAME,
-                    format!("malformed frame: {e}"),
-                    (close::BAD_FRAME, "malformed frame"),
-                ),
+                // A frame that cannot be parsed has no id to answer to: 0.
+                Err(e) => self.refuse(0, Refusal::BadFrame(e.to_string())),
             },
-            Message::Binary(_) => self.fail(
-                0,
-                code::SDK_BAD_FRAME,
-                "binary messages are not part of protocol v1; send JSON text frames",
-                (close::BAD_FRAME, "binary message"),
-            ),
+            Message::Binary(_) => self.refuse(0, Refusal::Binary),
             Message::Ping(payload) => {
-                self.conn.send(&ws::server_frame(Opcode::Pong, &payload));
+                self.handle.send(&ws::server_frame(Opcode::Pong, &payload));
                 None
             }
             Message::Pong(_) => None,
-            Message::Close(..) => Some((close::NORMAL, "")),
+            Message::Close(..) => Some(Ending::new(close::NORMAL, "client closed")),
         }
     }
 
     async fn on_frame(&mut self, f: ClientFrame) -> Option<Ending> {
         let id = f.id();
-        let not_logged_in = (close::NOT_LOGGED_IN, "frame before login");
-        match f {
-            ClientFrame::Login(login) if self.user.is_none() => self.login(login).await,
-            ClientFrame::Login(_) => {
-                self.fail(id, code::SDK_NOT_LOGGED_IN, "already logged in", (close::NOT_LOGGED_IN, "second login"))
-            }
-            _ if self.user.is_none() => self.fail(id, code::SDK_NOT_LOGGED_IN, "log in first", not_logged_in),
-            ClientFrame::Ping { id } => {
-                self.send(&ServerFrame::Pong { id });
-                None
-            }
-            ClientFrame::SetPushId { id, push_id, provider } => {
-                self.set_push_id(id, push_id, &provider).await;
-                None
-            }
-            ClientFrame::RenewToken { id, token } => {
-                self.renew_token(id, &token);
-                None
-            }
-            ClientFrame::Logout { id } => {
-                let user = self.user.as_ref().expect("checked above");
-                if let Err(e) = self.gw.store.unbind_push(user.app_id, &user.user_id, &user.device_id).await {
-                    tracing::warn!(error = %e, "could not remove the push binding at logout");
-                    self.error(id, code::DB_FAILED, "could not remove the push binding; try again");
-                    return None;
+        let gw = &*self.gw;
+        let answer = match (f, &mut self.user) {
+            (ClientFrame::Login(login), None) => {
+                // Only configured apps become label values: a client cannot grow the registry.
+                let app = if gw.apps.contains_key(&login.app_id) { login.app_id.to_string() } else { "unknown".into() };
+                match requests::login(gw, &self.handle, login).await {
+                    Ok(user) => {
+                        // `login_ok` went out through the hub.
+                        gw.metrics.logins.inc(&[&app, "ok"]);
+                        self.ticket.authenticated();
+                        self.user = Some(user);
+                        return None;
+                    }
+                    Err(refusal) => {
+                        gw.metrics.logins.inc(&[&app, &refusal.sdk_code().to_string()]);
+                        Err(refusal)
+                    }
                 }
-                self.send(&ServerFrame::Ack { id, token_expire: None });
-                Some((close::NORMAL, "logged out"))
             }
-        }
-    }
-
-    async fn login(&mut self, login: Login) -> Option<Ending> {
-        let id = login.id;
-        let failed = (close::LOGIN_FAILED, "login failed");
-        let Some(app) = self.gw.apps.get(&login.app_id).cloned() else {
-            return self.fail(id, code::SDK_TOKEN_INVALID_OR_APP, format!("unknown AppID {}", login.app_id), failed);
-        };
-        let now_s = self.gw.clock.now_s();
-        let token = match token04::verify(&login.token, app.server_secret.expose(), app.app_id, &login.user_id, now_s) {
-            Ok(t) => t,
-            Err(e) => {
-                let ending = if matches!(e, token04::TokenError::Expired { .. }) {
-                    (close::TOKEN_EXPIRED, "token expired")
-                } else {
-                    failed
-                };
-                return self.fail(id, e.sdk_code(), e.to_string(), ending);
+            (ClientFrame::Login(_), Some(_)) => Err(Refusal::AlreadyLoggedIn),
+            (_, None) => Err(Refusal::NotLoggedIn),
+            (ClientFrame::Ping { id }, Some(_)) => Ok(ServerFrame::Pong { id }),
+            (ClientFrame::SetPushId { id, push_id, provider }, Some(user)) => {
+                requests::set_push_id(gw, user, push_id, &provider)
+                    .await
+                    .map(|()| ServerFrame::Ack { id, token_expire: None })
             }
-        };
-        if let Err(e) = herald_proto::user_id::check_user_id(&login.user_id) {
-            return self.fail(id, code::SDK_FIELD_INVALID, format!("user_id: {e}"), failed);
-        }
-        let version: SdkVersion = match login.sdk_version.parse() {
-            Ok(v) => v,
-            Err(e) => {
-                return self.fail(
-                    id,
-                    code::SDK_FIELD_INVALID,
-                    format!("sdk_version: {e}"),
-                    (close::UNSUPPORTED_VERSION, "bad sdk_version"),
-                )
-            }
-        };
-        let device_max = self.gw.cfg.device_id_max_bytes;
-        if login.device_id.is_empty() || login.device_id.len() > device_max {
-            let msg = format!(
-                "device_id must be 1..={device_max} bytes (gateway.device_id_max_bytes), got {}",
-                login.device_id.len()
-            );
-            return self.fail(id, code::SDK_FIELD_INVALID, msg, failed);
-        }
-        let user_name = login.user_name.unwrap_or_default();
-        let name_max = app.limits.user_name_max_bytes;
-        if user_name.len() > name_max {
-            let msg =
-                format!("user_name is {} bytes; at most {name_max} (apps.limits.user_name_max_bytes)", user_name.len());
-            return self.fail(id, code::SDK_FIELD_INVALID, msg, failed);
-        }
-        // A first login registers the user, as in ZIM.
-        if let Err(e) = self.gw.store.ensure_user(app.app_id, &login.user_id, &user_name, self.gw.clock.now_ms()).await
-        {
-            tracing::warn!(error = %e, "store failed at login");
-            return self.fail(
-                id,
-                code::DB_FAILED,
-                "server storage failed; try again",
-                (close::INTERNAL, "store failed"),
-            );
-        }
-        let session_id = self.gw.ids.next();
-        let max = self.gw.cfg.max_sessions_per_user;
-        if let Err(e) = self.gw.hub.reserve(app.app_id, &login.user_id, &login.device_id, session_id, &self.conn, max) {
-            return self.fail(
-                id,
-                code::SDK_TOO_MANY_SESSIONS,
-                e.to_string(),
-                (close::TOO_MANY_SESSIONS, "too many sessions"),
-            );
-        }
-        if let Some(node) = self.gw.cluster_node {
-            let now_ms = self.gw.clock.now_ms();
-            if let Err(e) =
-                self.gw.store.presence_session_started(app.app_id, &login.user_id, session_id, node, now_ms).await
-            {
-                tracing::warn!(error = %e, "could not record the session for cluster presence");
-                self.gw.hub.leave(app.app_id, &login.user_id, session_id);
-                return self.fail(
-                    id,
-                    code::DB_FAILED,
-                    "server storage failed; try again",
-                    (close::INTERNAL, "store failed"),
-                );
-            }
-        }
-        let expire = token.claims.expire;
-        let login_ok = ServerFrame::LoginOk {
-            id,
-            session_id: session_id.to_string(),
-            heartbeat_ms: self.gw.cfg.heartbeat_interval_ms,
-            timeout_ms: self.gw.cfg.heartbeat_timeout_ms,
-            token_expire: expire,
-            server_time_ms: self.gw.clock.now_ms(),
-        };
-        let greeting = ws::server_frame(Opcode::Text, &frame::encode_server(&login_ok));
-        self.gw.hub.activate(app.app_id, session_id, self.conn.clone(), version >= BROADCAST_MIN, &greeting);
-        self.user = Some(LoggedIn {
-            app_id: app.app_id,
-            user_id: login.user_id,
-            device_id: login.device_id,
-            session_id,
-            token_expire_s: expire,
-            token_warning_sent: false,
-        });
-        tracing::debug!(session_id, app_id = app.app_id, platform = %login.platform, "session logged in");
-        None
-    }
-
-    async fn set_push_id(&self, id: u64, push_id: String, provider: &str) {
-        let Some(provider) = PushProvider::parse(provider) else {
-            return self.error(
-                id,
-                code::SDK_FIELD_INVALID,
-                format!("unknown push provider {provider:?}; use fcm, apns or webhook"),
-            );
-        };
-        let max = self.gw.cfg.push_id_max_bytes;
-        if push_id.is_empty() || push_id.len() > max {
-            return self.error(
-                id,
-                code::SDK_FIELD_INVALID,
-                format!("push_id must be 1..={max} bytes (gateway.push_id_max_bytes)"),
-            );
-        }
-        let user = self.user.as_ref().expect("only called logged in");
-        let binding = PushBinding {
-            app_id: user.app_id,
-            user_id: user.user_id.clone(),
-            device_id: user.device_id.clone(),
-            push_id,
-            provider,
-            updated_at_ms: self.gw.clock.now_ms(),
-        };
-        match self.gw.store.bind_push(&binding).await {
-            Ok(()) => self.send(&ServerFrame::Ack { id, token_expire: None }),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not store a push binding");
-                self.error(id, code::DB_FAILED, "could not store the push ID; try again")
-            }
-        }
-    }
-
-    fn renew_token(&mut self, id: u64, token: &str) {
-        let user = self.user.as_ref().expect("only called logged in");
-        let Some(app) = self.gw.apps.get(&user.app_id) else { return };
-        let now_s = self.gw.clock.now_s();
-        match token04::verify(token, app.server_secret.expose(), user.app_id, &user.user_id, now_s) {
-            Ok(t) if t.claims.expire - now_s < TOKEN_WARNING_S => self.error(
-                id,
-                code::SDK_TOKEN_TOO_SHORT,
-                format!(
-                    "the new token is valid for {} s; at least {TOKEN_WARNING_S} s are needed",
-                    t.claims.expire - now_s
-                ),
-            ),
-            Ok(t) => {
-                let expire = t.claims.expire;
-                if let Some(user) = self.user.as_mut() {
-                    user.token_expire_s = expire;
-                    user.token_warning_sent = false;
+            (ClientFrame::RenewToken { id, token }, Some(user)) => requests::renew_token(gw, user, &token)
+                .map(|expire| ServerFrame::Ack { id, token_expire: Some(expire) }),
+            (ClientFrame::Logout { id }, Some(user)) => match requests::logout(gw, user).await {
+                Ok(()) => {
+                    self.send(&ServerFrame::Ack { id, token_expire: None });
+                    return Some(Ending::new(close::NORMAL, "logged out"));
                 }
-                self.send(&ServerFrame::Ack { id, token_expire: Some(expire) });
+                Err(refusal) => Err(refusal),
+            },
+        };
+        match answer {
+            Ok(frame) => {
+                self.send(&frame);
+                None
             }
-            Err(e) => self.error(id, e.sdk_code(), e.to_string()),
+            Err(refusal) => self.refuse(id, refusal),
         }
     }
 
-    /// Leaves the hub and performs the closing handshake, best effort and bounded in time.
-    async fn finish(self, (code, reason): Ending, queued: Option<Box<dyn AsyncWrite + Unpin + Send>>) {
+    /// Leaves the hub and presence, and performs the closing handshake, best effort and bounded
+    /// in time: frames the client is owed, the close frame, the end of our side, then a short
+    /// drain of the client's side so the close frame is read rather than reset away.
+    async fn finish<R: AsyncRead + Unpin>(
+        self,
+        Ending { code, detail }: Ending,
+        queued: Option<Box<dyn AsyncWrite + Unpin + Send>>,
+        reader: &mut R,
+    ) {
         if let Some(user) = &self.user {
             self.gw.hub.leave(user.app_id, &user.user_id, user.session_id);
-            if self.gw.cluster_node.is_some() {
-                if let Err(e) = self.gw.store.presence_session_ended(user.session_id).await {
-                    tracing::warn!(error = %e, "could not clear the session from cluster presence");
-                }
+            if let Err(e) = self.gw.presence.session_ended(user.session_id).await {
+                tracing::warn!(error = %e, "could not clear the session from presence");
             }
-            tracing::debug!(session_id = user.session_id, code, reason, "session closed");
+            tracing::debug!(session_id = user.session_id, code, detail, "session closed");
         }
+        self.gw.metrics.session_closes.inc(&[&code.to_string()]);
         if code == 0 {
             return; // the peer is gone; nothing to say
         }
-        let close = ws::close_frame(code, reason);
-        match queued {
-            Some(mut w) => {
-                let _ = timeout(CLOSE_WRITE_TIMEOUT, async {
-                    while let Some(frame) = self.conn.pop_queued() {
-                        w.write_all(&frame).await?;
+        if code == close::SLOW_CONSUMER {
+            // What the reader never took is dropped rather than waited for, all but a frame
+            // already partly written: cutting that would garble the stream before the close.
+            self.handle.abandon_backlog();
+        }
+        let close = ws::close_frame(code, close::reason(code));
+        let said = match queued {
+            Some(mut w) => timeout(CLOSE_WRITE_TIMEOUT, async {
+                while let Some(frame) = self.handle.pop_queued() {
+                    w.write_all(&frame).await?;
+                }
+                w.write_all(&close).await?;
+                w.shutdown().await
+            })
+            .await
+            .is_ok_and(|r| r.is_ok()),
+            None => timeout(CLOSE_WRITE_TIMEOUT, async {
+                let socket = self.handle.direct().expect("direct transport");
+                while !self.handle.flush_direct()?.done {
+                    socket.writable().await?;
+                }
+                let mut sent = 0;
+                while sent < close.len() {
+                    socket.writable().await?;
+                    match socket.try_write(&close[sent..]) {
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
                     }
-                    w.write_all(&close).await?;
-                    w.shutdown().await
-                })
-                .await;
-            }
-            None => {
-                // Frames the client is owed (an error frame, a logout ack) go first; a slow
-                // consumer's backlog is abandoned rather than waited for.
-                let _ = timeout(CLOSE_WRITE_TIMEOUT, async {
-                    let socket = self.conn.direct().expect("direct transport");
-                    if code != close::SLOW_CONSUMER {
-                        while !self.conn.flush_direct()?.done {
-                            socket.writable().await?;
-                        }
-                    }
-                    if !self.conn.has_backlog() {
-                        let mut sent = 0;
-                        while sent < close.len() {
-                            socket.writable().await?;
-                            match socket.try_write(&close[sent..]) {
-                                Ok(n) => sent += n,
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                                Err(e) => return Err(e),
-                            }
-                        }
-                    }
-                    Ok::<(), std::io::Error>(())
-                })
-                .await;
-            }
+                }
+                socket2::SockRef::from(socket.as_ref()).shutdown(std::net::Shutdown::Write)
+            })
+            .await
+            .is_ok_and(|r| r.is_ok()),
+        };
+        if said {
+            // A socket closed with unread input is reset, and a reset can destroy what the
+            // client has not read yet — the close frame above all (a flooding client has plenty
+            // in flight). So its input is read and thrown away until it closes too, briefly.
+            let _ = timeout(CLOSE_DRAIN_TIMEOUT, async {
+                let mut sink = [0u8; 4096];
+                while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
         }
     }
 }

@@ -10,13 +10,13 @@
 //! by each app's broadcast rate limits, and an accepted broadcast must never be dropped; each
 //! entry is one shared frame (a refcount), not a copy per session.
 
-use super::{lock, Hub, SHARDS};
-use crate::api::{AcceptedBroadcast, Dispatch};
-use crate::gateway::conn::Sent;
+use super::{lock, Hub, Sent, SHARDS};
+use crate::broadcast::{Broadcast, Dispatch};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Counts of one fan-out on this node.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,8 @@ type Done = Box<dyn FnOnce(FanoutReport) + Send>;
 /// One broadcast on its way through every worker.
 pub(super) struct Job {
     app_id: u32,
+    /// The hub's fan-out sequence number: jobs reach the workers in this order.
+    seq: u64,
     frame: Bytes,
     /// Workers that have not finished this job yet; the last one runs `done`.
     remaining: AtomicUsize,
@@ -65,12 +67,20 @@ impl Job {
 
 pub(super) type WorkerQueue = mpsc::UnboundedSender<Arc<Job>>;
 
-/// Starts `count` workers; they stop when the hub is dropped.
-pub(super) fn start_workers(hub: &Arc<Hub>, count: usize) -> Vec<WorkerQueue> {
+/// Starts `count` workers on the hub's task tracker; they stop at `shutdown` (sessions are being
+/// closed then) or when the hub is dropped.
+pub(super) fn start_workers(hub: &Arc<Hub>, count: usize, shutdown: &CancellationToken) -> Vec<WorkerQueue> {
     (0..count)
         .map(|index| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(worker(Arc::downgrade(hub), index, count, rx));
+            let shutdown = shutdown.clone();
+            let worker = worker(Arc::downgrade(hub), index, count, rx);
+            hub.tasks.spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = worker => {}
+                }
+            });
             tx
         })
         .collect()
@@ -130,15 +140,11 @@ async fn worker(hub: Weak<Hub>, index: usize, count: usize, mut jobs: mpsc::Unbo
             }
         }
         let groups = group_by_app(&batch);
+        let upto_seq = batch.last().map_or(0, |job| job.seq);
         let mut reports = vec![FanoutReport::default(); batch.len()];
         for shard in (index..SHARDS).step_by(count) {
             let Some(hub) = hub.upgrade() else { return };
-            for group in &groups {
-                let r = hub.write_shard(shard, group.app_id, &group.bytes);
-                for &i in &group.jobs {
-                    reports[i].add(r);
-                }
-            }
+            hub.write_shard(shard, &groups, upto_seq, &mut reports);
             drop(hub);
             tokio::task::yield_now().await;
         }
@@ -149,32 +155,47 @@ async fn worker(hub: Weak<Hub>, index: usize, count: usize, mut jobs: mpsc::Unbo
 }
 
 impl Hub {
-    /// Writes `frame` (one or several back-to-back WebSocket frames) to every session of
-    /// `app_id` in one shard.
-    fn write_shard(&self, shard: usize, app_id: u32, frame: &Bytes) -> FanoutReport {
-        let mut r = FanoutReport::default();
-        let shard = lock(&self.sessions[shard]);
-        let Some(members) = shard.by_app.get(&app_id) else { return r };
-        for m in members.values() {
-            if !m.receives_broadcasts {
-                r.skipped_old_sdk += 1;
-                continue;
+    /// Writes each group's frames (one or several back-to-back WebSocket frames) to every
+    /// session of its app in one shard, and marks the shard written up to `upto_seq`, all under
+    /// one hold of the shard's lock (see `recovery.rs` for why the mark goes with the writes).
+    fn write_shard(&self, shard: usize, groups: &[Group], upto_seq: u64, reports: &mut [FanoutReport]) {
+        let mut shard = lock(&self.sessions[shard]);
+        for group in groups {
+            let mut r = FanoutReport::default();
+            if let Some(members) = shard.by_app.get(&group.app_id) {
+                for m in members.values() {
+                    if !m.receives_broadcasts {
+                        r.skipped_old_sdk += 1;
+                        continue;
+                    }
+                    match m.conn.send(&group.bytes) {
+                        Sent::Written => r.written += 1,
+                        Sent::Queued => r.queued += 1,
+                        Sent::Dropped => r.dropped += 1,
+                    }
+                }
             }
-            match m.conn.send(frame) {
-                Sent::Written => r.written += 1,
-                Sent::Queued => r.queued += 1,
-                Sent::Dropped => r.dropped += 1,
+            for &i in &group.jobs {
+                reports[i].add(r);
             }
         }
-        r
+        shard.written_seq = upto_seq;
     }
 
-    /// Queues `frame` for every session of `app_id` on this node, behind every broadcast
-    /// submitted before it; `done` runs once with the counts when every shard has it.
-    pub fn submit(&self, app_id: u32, frame: Bytes, done: impl FnOnce(FanoutReport) + Send + 'static) {
+    /// Numbers `frame`, keeps it in the recovery window and queues it for every session of
+    /// `app_id` on this node, behind every broadcast submitted before it; `done` runs once with
+    /// the counts when every shard has it.
+    pub fn submit(&self, app_id: u32, message_id: u64, frame: Bytes, done: impl FnOnce(FanoutReport) + Send + 'static) {
         let workers = self.workers.get().expect("workers start with the hub");
+        let mut last_seq = lock(&self.last_seq);
+        *last_seq += 1;
+        let seq = *last_seq;
+        // Kept before any worker can write it: a shard marked written up to `seq` must be able
+        // to replay it.
+        self.recovery.record(app_id, seq, message_id, self.clock.now_ms(), &frame);
         let job = Arc::new(Job {
             app_id,
+            seq,
             frame,
             remaining: AtomicUsize::new(workers.len()),
             report: Mutex::new(FanoutReport::default()),
@@ -188,13 +209,22 @@ impl Hub {
         }
     }
 
-    /// Fans out a frame another node accepted and encoded.
+    /// Fans out a frame another node accepted and encoded, unless this node already has it (it
+    /// loaded it from the store at start, before the relay reached it).
     pub fn deliver_relayed(self: &Arc<Self>, app_id: u32, message_id: u64, frame: Bytes) {
+        if self.recovery.contains(app_id, message_id) {
+            return tracing::debug!(app_id, message_id, "relayed broadcast already known here; skipped");
+        }
         let hub = Arc::downgrade(self);
         let started = std::time::Instant::now();
-        self.submit(app_id, frame, move |report| finished(&hub, app_id, message_id, report, started, "relayed"));
+        self.submit(app_id, message_id, frame, move |report| {
+            finished(&hub, app_id, message_id, report, started, "relayed")
+        });
     }
 }
+
+/// The origin of a broadcast for offline push only (PushType 2): nothing is written online.
+const OFFLINE_ONLY: &str = "offline-only";
 
 /// Ends one fan-out on this node: logs it, counts it, and adds this node's deliveries to the
 /// broadcast's record (in a cluster each node adds its own share).
@@ -218,33 +248,40 @@ fn finished(
     );
     let Some(hub) = hub.upgrade() else { return };
     hub.broadcasts_done.fetch_add(1, Ordering::Release);
+    if origin != OFFLINE_ONLY {
+        hub.metrics.fanout_duration.observe(started.elapsed());
+    }
+    // Once per broadcast per node, never per socket.
+    hub.metrics.deliveries.add(&[&app_id.to_string()], report.delivered());
     if report.delivered() == 0 {
         return;
     }
     let store = hub.store.clone();
-    tokio::spawn(async move {
+    hub.tasks.spawn(async move {
         if let Err(e) = store.add_broadcast_online_delivered(app_id, message_id, report.delivered()).await {
             tracing::warn!(error = %e, message_id, "could not record the fan-out count");
         }
     });
 }
 
-/// The fan-out side of the API: an accepted broadcast is encoded once, relayed to the other
-/// nodes (in a cluster) and queued to this node's workers before the API answers.
+/// The online fan-out of an accepted broadcast: encoded once, relayed to the other nodes (in a
+/// cluster) and queued to this node's workers before the API answers. A broadcast for offline
+/// push only (PushType 2) is counted as a fan-out that reached no session.
 impl Dispatch for Arc<Hub> {
-    fn dispatch(&self, b: Arc<AcceptedBroadcast>) {
+    fn dispatch(&self, b: &Arc<Broadcast>) {
         let started = std::time::Instant::now();
         let hub = Arc::downgrade(self);
-        let (app_id, message_id) = (b.app_id, b.message_id);
-        if !b.reaches_online_sessions() {
-            // PushType 2: no online delivery.
-            return finished(&hub, app_id, message_id, FanoutReport::default(), started, "local");
+        let (app_id, message_id) = (b.app_id(), b.message_id());
+        if !b.push_type().reaches_online_sessions() {
+            return finished(&hub, app_id, message_id, FanoutReport::default(), started, OFFLINE_ONLY);
         }
-        let frame = Hub::encode(&b);
+        let frame = b.encode_frame();
         if let Some(relay) = self.relay.get() {
             relay.relay(app_id, message_id, &frame);
         }
-        self.submit(app_id, frame, move |report| finished(&hub, app_id, message_id, report, started, "local"));
+        self.submit(app_id, message_id, frame, move |report| {
+            finished(&hub, app_id, message_id, report, started, "local")
+        });
     }
 }
 
@@ -255,6 +292,7 @@ mod tests {
     fn job(app_id: u32, frame: &'static [u8]) -> Arc<Job> {
         Arc::new(Job {
             app_id,
+            seq: 0,
             frame: Bytes::from_static(frame),
             remaining: AtomicUsize::new(1),
             report: Mutex::new(FanoutReport::default()),

@@ -1,33 +1,40 @@
 //! The hub: this node's logged-in sessions, sharded, and the fan-out that writes one encoded
-//! broadcast frame to every one of them (`fanout.rs`).
+//! broadcast frame to every one of them (`fanout.rs`). The gateway hands each session in as a
+//! [`SessionHandle`] (`handle.rs`): the bounded outbox the fan-out writes to.
 //!
 //! Sessions live in `SHARDS` shards picked by a hash of the session id, each a map per app;
 //! presence (each user's devices) lives in its own shards picked by user. A session enters in two
 //! steps: [`Hub::reserve`] claims its device slot (refusing a user at the cap, replacing the same
-//! device's older session), and [`Hub::activate`] writes its `login_ok` and makes it visible to
-//! the fan-out under the shard lock — so no broadcast can overtake the login answer.
+//! device's older session), and [`Hub::activate`] writes its `login_ok` — and, for a client that
+//! asked, the broadcasts it missed (`recovery.rs`) — and makes it visible to the fan-out under the
+//! shard lock, so no broadcast can overtake the login answer or the replay.
 
 mod fanout;
+mod handle;
+mod recovery;
 
 pub use fanout::FanoutReport;
+pub use handle::{Flushed, OutboxLimits, Sent, SessionHandle};
+pub use recovery::{RecoveryWindow, Replay};
 
-use crate::api::{AcceptedBroadcast, Presence};
-use crate::gateway::conn::Conn;
+use crate::broadcast::Presence;
+use crate::clock::Clock;
+use crate::metrics::Metrics;
 use bytes::Bytes;
-use herald_proto::frame::{self, ServerFrame, ZimMessage};
-use herald_proto::ws::{self, Opcode};
 use herald_store::{Store, StoreError};
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
 
 struct Member {
-    conn: Arc<Conn>,
+    conn: Arc<SessionHandle>,
     /// SDK ≥ 2.10.0: older SDKs never receive broadcasts (ZIM's rule).
     receives_broadcasts: bool,
 }
@@ -35,13 +42,16 @@ struct Member {
 #[derive(Default)]
 struct SessionShard {
     by_app: HashMap<u32, HashMap<u64, Member>>,
+    /// The fan-out sequence number of the last broadcast written to this shard: a session
+    /// activated now gets later ones live, and may get this one and earlier ones replayed.
+    written_seq: u64,
 }
 
 /// One logged-in device of a user on this node.
 struct DeviceSession {
     device_id: String,
     session_id: u64,
-    conn: Arc<Conn>,
+    conn: Arc<SessionHandle>,
 }
 
 #[derive(Default)]
@@ -69,6 +79,15 @@ pub struct Hub {
     /// One queue per fan-out worker, in acceptance order (see `fanout.rs`).
     workers: std::sync::OnceLock<Vec<fanout::WorkerQueue>>,
     broadcasts_done: AtomicU64,
+    /// Where the hub's own tasks run (fan-out workers, count updates), so shutdown waits for them.
+    tasks: TaskTracker,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    recovery: RecoveryWindow,
+    recovered: recovery::RecoveredCounts,
+    /// The last fan-out sequence number given out. Held while a broadcast is numbered, kept in
+    /// the recovery window and queued to the workers, so queue order is sequence order.
+    last_seq: Mutex<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,8 +107,16 @@ fn user_shard(app_id: u32, user_id: &str) -> usize {
 }
 
 impl Hub {
-    /// Creates the hub and starts its fan-out workers (one per runtime thread) on the current runtime.
-    pub fn new(store: Arc<dyn Store>) -> Arc<Hub> {
+    /// Creates the hub and starts its fan-out workers (one per runtime thread) on `tasks`; they
+    /// stop at `shutdown` or when the hub is dropped.
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        recovery: RecoveryWindow,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             relay: std::sync::OnceLock::new(),
             sessions: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -97,11 +124,39 @@ impl Hub {
             store,
             workers: std::sync::OnceLock::new(),
             broadcasts_done: AtomicU64::new(0),
+            tasks,
+            clock,
+            metrics,
+            recovery,
+            recovered: recovery::RecoveredCounts::default(),
+            last_seq: Mutex::new(0),
         });
         // One fan-out worker per runtime thread (one per core, or TOKIO_WORKER_THREADS).
         let count = tokio::runtime::Handle::current().metrics().num_workers().clamp(1, SHARDS);
-        let _ = hub.workers.set(fanout::start_workers(&hub, count));
+        let _ = hub.workers.set(fanout::start_workers(&hub, count, &shutdown));
+        hub.tasks.spawn(flush_recovered_counts(Arc::downgrade(&hub), shutdown));
         hub
+    }
+
+    /// Fills the recovery window from the store before the node serves anyone (after a restart,
+    /// or a node joining a cluster), so clients that come back here recover from it.
+    pub async fn load_recovery_window(&self, app_ids: &[u32]) -> Result<(), StoreError> {
+        let now_ms = self.clock.now_ms();
+        let first = *lock(&self.last_seq) + 1;
+        let mut next = first;
+        for &app_id in app_ids {
+            next += recovery::load(&self.recovery, &*self.store, app_id, now_ms, next).await?;
+        }
+        let (last, loaded) = (next - 1, next - first);
+        *lock(&self.last_seq) = last;
+        // Everything loaded counts as written to every shard: it is replayed, never sent live.
+        for shard in &self.sessions {
+            lock(shard).written_seq = last;
+        }
+        if loaded > 0 {
+            tracing::info!(broadcasts = loaded, "recovery window loaded from the store");
+        }
+        Ok(())
     }
 
     /// Joins this hub to a cluster: every broadcast accepted here is also relayed.
@@ -120,7 +175,7 @@ impl Hub {
         user_id: &str,
         device_id: &str,
         session_id: u64,
-        conn: &Arc<Conn>,
+        conn: &Arc<SessionHandle>,
         max_per_user: usize,
     ) -> Result<(), JoinError> {
         let mut p = lock(&self.presence[user_shard(app_id, user_id)]);
@@ -136,11 +191,31 @@ impl Hub {
         Ok(())
     }
 
-    /// Makes a reserved session receive broadcasts. `greeting` (the `login_ok` frame) is written
-    /// under the shard lock the fan-out also takes, so it always reaches the socket first.
-    pub fn activate(&self, app_id: u32, session_id: u64, conn: Arc<Conn>, receives_broadcasts: bool, greeting: &Bytes) {
+    /// Makes a reserved session receive broadcasts. Under the shard lock the fan-out also takes,
+    /// it writes the greeting (`login_ok`, made from whether recovery succeeded, when the client
+    /// asked with `since`), then the broadcasts it missed, then lets live ones reach it: nothing
+    /// overtakes the greeting, nothing is both replayed and sent live, nothing falls between.
+    /// Sessions of SDKs that get no broadcasts get no replay, and no `recovered`.
+    pub fn activate(
+        &self,
+        app_id: u32,
+        session_id: u64,
+        conn: Arc<SessionHandle>,
+        receives_broadcasts: bool,
+        since: Option<u64>,
+        greeting: impl FnOnce(Option<bool>) -> Bytes,
+    ) {
         let mut s = lock(&self.sessions[session_shard(session_id)]);
-        conn.send(greeting);
+        let replay = since.filter(|_| receives_broadcasts).map(|since| {
+            self.recovery.replay(app_id, since, s.written_seq, self.clock.now_ms(), conn.capacity_bytes())
+        });
+        conn.send(&greeting(replay.as_ref().map(|r| matches!(r, Replay::Recovered { .. }))));
+        if let Some(Replay::Recovered { frames, message_ids }) = replay {
+            if !frames.is_empty() && conn.send(&frames) != Sent::Dropped {
+                self.recovered.add(app_id, &message_ids);
+                self.metrics.deliveries.add(&[&app_id.to_string()], message_ids.len() as u64);
+            }
+        }
         s.by_app.entry(app_id).or_default().insert(session_id, Member { conn, receives_broadcasts });
     }
 
@@ -175,27 +250,39 @@ impl Hub {
         self.sessions.iter().map(|s| lock(s).by_app.values().map(HashMap::len).sum::<usize>()).sum()
     }
 
+    /// Logged-in sessions on this node, by app.
+    pub fn sessions_by_app(&self) -> HashMap<u32, usize> {
+        let mut by_app = HashMap::new();
+        for shard in &self.sessions {
+            for (app, members) in &lock(shard).by_app {
+                *by_app.entry(*app).or_default() += members.len();
+            }
+        }
+        by_app
+    }
+
+    /// Distinct users with a session on this node, by app.
+    pub fn users_by_app(&self) -> HashMap<u32, usize> {
+        let mut by_app = HashMap::new();
+        for shard in &self.presence {
+            for (app, _) in lock(shard).sessions_of.keys() {
+                *by_app.entry(*app).or_default() += 1;
+            }
+        }
+        by_app
+    }
+
+    /// Logged-in sessions of one user on this node.
+    pub fn sessions_of(&self, app_id: u32, user_id: &str) -> usize {
+        lock(&self.presence[user_shard(app_id, user_id)])
+            .sessions_of
+            .get(&(app_id, user_id.to_string()))
+            .map_or(0, Vec::len)
+    }
+
     /// Broadcasts finished since start (for tests and metrics).
     pub fn broadcasts_done(&self) -> u64 {
         self.broadcasts_done.load(Ordering::Acquire)
-    }
-
-    /// Encodes the broadcast's frame once: JSON, then the WebSocket header, into one buffer.
-    pub fn encode(b: &AcceptedBroadcast) -> Bytes {
-        let json = frame::encode_server(&ServerFrame::Bcast {
-            msg: ZimMessage {
-                message_id: b.message_id.to_string(),
-                sender_user_id: b.from_user_id.clone(),
-                timestamp: b.timestamp_ms,
-                message_type: b.message_type,
-                message: b.message.clone(),
-                extended_data: b.extended_data.clone(),
-                sub_type: b.sub_type,
-                is_broadcast_message: true,
-                is_server_message: true,
-            },
-        });
-        ws::server_frame(Opcode::Text, &json)
     }
 }
 
@@ -206,11 +293,36 @@ impl Hub {
     }
 }
 
-/// Single-node presence: this hub is the whole truth.
+/// Single-node presence: this hub is the whole truth. A session is present from the moment the
+/// hub reserved its device slot, so starting and ending one has nothing more to record.
 #[async_trait::async_trait]
 impl Presence for Hub {
     async fn online_among(&self, app_id: u32, user_ids: &[String]) -> Result<HashSet<String>, StoreError> {
         Ok(user_ids.iter().filter(|u| self.is_online_here(app_id, u)).cloned().collect())
+    }
+
+    async fn session_started(&self, _app_id: u32, _user_id: &str, _session_id: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn session_ended(&self, _session_id: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Writes the replayed-delivery counts every second, and once more at shutdown.
+async fn flush_recovered_counts(hub: std::sync::Weak<Hub>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        let Some(hub) = hub.upgrade() else { return };
+        hub.recovered.flush(&*hub.store).await;
+        if stopping {
+            return;
+        }
     }
 }
 
@@ -220,7 +332,14 @@ mod tests {
 
     async fn worker_count() -> usize {
         let store = herald_store::open("sqlite::memory:").await.unwrap();
-        Hub::new(store).workers.get().unwrap().len()
+        let clock = Arc::new(crate::clock::SystemClock);
+        let window = RecoveryWindow::new(std::time::Duration::ZERO, 0);
+        let metrics = Arc::new(Metrics::new(&[], &[]));
+        Hub::start(store, clock, metrics, window, TaskTracker::new(), CancellationToken::new())
+            .workers
+            .get()
+            .unwrap()
+            .len()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 3)]

@@ -14,11 +14,11 @@
 //! Answers: 200 sent; 410 `Unregistered` and 400 `BadDeviceToken` remove the binding; 429,
 //! 5xx and `ExpiredProviderToken` are retried; anything else is a failure.
 
-use super::config::ApnsConfig;
+use super::channel::{http_client, retry_after, Attempt, PushSender};
 use super::jwt::Signer;
 use super::notification::Notification;
-use super::provider::{http_client, retry_after, Attempt, Provider};
 use crate::clock::system_now_ms;
+use crate::config::ApnsConfig;
 use async_trait::async_trait;
 use herald_store::PushBinding;
 use serde_json::{json, Map, Value};
@@ -119,7 +119,7 @@ pub fn payload(note: &Notification) -> Value {
 }
 
 #[async_trait]
-impl Provider for Apns {
+impl PushSender for Apns {
     fn name(&self) -> &'static str {
         "apns"
     }

@@ -11,11 +11,11 @@
 //! token is dead and the binding is removed; 429, 5xx and 401 are retried (honouring
 //! `Retry-After`); anything else is a failure.
 
-use super::config::FcmConfig;
+use super::channel::{http_client, retry_after, Attempt, PushSender};
 use super::jwt::Signer;
 use super::notification::Notification;
-use super::provider::{http_client, retry_after, Attempt, Provider};
 use crate::clock::system_now_ms;
+use crate::config::FcmConfig;
 use async_trait::async_trait;
 use herald_store::PushBinding;
 use serde::Deserialize;
@@ -217,7 +217,7 @@ fn dead_token(status: u16, error: &Value) -> bool {
 }
 
 #[async_trait]
-impl Provider for Fcm {
+impl PushSender for Fcm {
     fn name(&self) -> &'static str {
         "fcm"
     }

@@ -3,27 +3,28 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: `[push]` and `[apps.push]`.
+//! Its configuration (`[push]`, `[apps.push]`) is `crate::config::push`.
+//!
 //! - [`worker`]: claims jobs, pages through bindings from the persisted cursor, skips online
 //!   users, records progress after each page.
-//! - [`provider`]: the one-attempt `Provider` trait, caps, retry policy, HTTP clients.
+//! - [`channel`]: the one-attempt `PushSender` trait, caps, retry policy, HTTP clients.
 //! - [`notification`]: `MessageBody.OfflinePush` → what a notification says.
 //! - [`webhook`], [`fcm`], [`apns`]: the providers; [`jwt`]: their RS256/ES256 credentials.
 
 pub mod apns;
-pub mod config;
+pub mod channel;
 pub mod fcm;
 pub mod jwt;
 pub mod notification;
-pub mod provider;
 pub mod webhook;
 pub mod worker;
 
-use crate::api::{AcceptedBroadcast, Dispatch, Presence};
+use crate::broadcast::Presence;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, PushSettings};
+use crate::metrics::Metrics;
+use channel::{Channel, RetryPolicy};
 use herald_store::{PushProvider, Store};
-use provider::{Channel, RetryPolicy};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub use worker::PushWorker;
 pub fn build_worker(
     config: &Config,
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     presence: Arc<dyn Presence>,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<PushWorker>, String> {
@@ -42,17 +44,17 @@ pub fn build_worker(
         let push = &app.push;
         let mut channels = HashMap::new();
         if let Some(w) = &push.webhook {
-            let provider = webhook::Webhook::new(w, app.server_secret.expose(), clock.clone())
+            let sender = webhook::Webhook::new(w, app.server_secret.expose(), clock.clone())
                 .map_err(|e| format!("apps app_id={} push.webhook: {e}", app.app_id))?;
-            channels.insert(PushProvider::Webhook, Channel::new(Box::new(provider), &w.channel()));
+            channels.insert(PushProvider::Webhook, Channel::new(Box::new(sender), &w.channel()));
         }
         if let Some(f) = &push.fcm {
-            let provider = fcm::Fcm::new(f).map_err(|e| format!("apps app_id={} push.fcm: {e}", app.app_id))?;
-            channels.insert(PushProvider::Fcm, Channel::new(Box::new(provider), &f.channel()));
+            let sender = fcm::Fcm::new(f).map_err(|e| format!("apps app_id={} push.fcm: {e}", app.app_id))?;
+            channels.insert(PushProvider::Fcm, Channel::new(Box::new(sender), &f.channel()));
         }
         if let Some(a) = &push.apns {
-            let provider = apns::Apns::new(a).map_err(|e| format!("apps app_id={} push.apns: {e}", app.app_id))?;
-            channels.insert(PushProvider::Apns, Channel::new(Box::new(provider), &a.channel()));
+            let sender = apns::Apns::new(a).map_err(|e| format!("apps app_id={} push.apns: {e}", app.app_id))?;
+            channels.insert(PushProvider::Apns, Channel::new(Box::new(sender), &a.channel()));
         }
         apps.push(worker::AppChannels {
             app_id: app.app_id,
@@ -67,6 +69,7 @@ pub fn build_worker(
     }
     Ok(PushWorker::new(
         store,
+        metrics,
         presence,
         clock,
         apps,
@@ -80,24 +83,7 @@ pub fn build_worker(
 /// its own: unless `push.node_id` is set explicitly, a cluster node claims as `node-{node_id}`.
 fn job_owner(config: &Config) -> String {
     match &config.cluster {
-        Some(c) if config.push.node_id == config::PushSettings::default().node_id => format!("node-{}", c.node_id),
+        Some(c) if config.push.node_id == PushSettings::default().node_id => format!("node-{}", c.node_id),
         _ => config.push.node_id.clone(),
-    }
-}
-
-/// The server's dispatch: the online fan-out as before, and a wake-up for the push worker
-/// when the broadcast has offline pushes (its job row is already written).
-pub struct WithPush {
-    pub online: Arc<dyn Dispatch>,
-    pub worker: Arc<PushWorker>,
-}
-
-impl Dispatch for WithPush {
-    fn dispatch(&self, broadcast: Arc<AcceptedBroadcast>) {
-        let offline = matches!(broadcast.push_type, 1 | 2);
-        self.online.dispatch(broadcast);
-        if offline {
-            self.worker.wake();
-        }
     }
 }

@@ -7,10 +7,9 @@
 //! `OfflinePush.Enable` is not consulted: for a broadcast, `PushType` 1 or 2 is the request to
 //! push (ZIM does not document how the two interact; this is Herald's choice).
 
-use herald_store::BroadcastRecord;
+use herald_store::{BroadcastRecord, MessageType};
 use serde_json::Value;
 
-const TEXT_TYPE: u32 = 1;
 /// ZIM's documented ceiling for `BadgeIncrement`; larger values count as 99.
 const BADGE_MAX: u64 = 99;
 
@@ -18,6 +17,7 @@ const BADGE_MAX: u64 = 99;
 pub struct Notification {
     pub message_id: u64,
     pub from_user_id: String,
+    /// The ZIM `MessageType` number, as the webhook sends it.
     pub message_type: u32,
     pub title: String,
     pub content: String,
@@ -39,7 +39,7 @@ impl Notification {
         let push = &body["OfflinePush"];
         let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
         let mut content = text(&push["Content"]).unwrap_or_default();
-        if content.is_empty() && record.message_type == TEXT_TYPE {
+        if content.is_empty() && record.message_type == MessageType::Text {
             content = text(&body["Message"]).unwrap_or_default();
         }
         let badge_on = push["EnableBadge"].as_bool().unwrap_or(false) || push["EnableBadge"].as_i64() == Some(1);
@@ -48,7 +48,7 @@ impl Notification {
         Notification {
             message_id: record.message_id,
             from_user_id: record.from_user_id.clone(),
-            message_type: record.message_type,
+            message_type: record.message_type.code(),
             title: text(&push["Title"]).unwrap_or_default(),
             content,
             payload: text(&push["Payload"]).unwrap_or_default(),
@@ -65,24 +65,25 @@ impl Notification {
 mod tests {
     use super::*;
 
-    fn record(message_type: u32, body: &str) -> BroadcastRecord {
+    fn record(message_type: MessageType, body: &str) -> BroadcastRecord {
         BroadcastRecord {
             app_id: 1,
             message_id: 7,
             from_user_id: "admin".into(),
             message_type,
             sub_type: 0,
-            push_type: 2,
+            push_type: herald_store::PushType::OfflineOnly,
             body_json: body.into(),
             accepted_at_ms: 0,
             online_delivered: 0,
+            recovered_delivered: 0,
         }
     }
 
     #[test]
     fn offline_push_fields_map() {
         let n = Notification::from_broadcast(&record(
-            200,
+            MessageType::Custom,
             r#"{"Message":"raw","OfflinePush":{"Enable":0,"Title":"T","Content":"C","Payload":"P",
                 "EnableBadge":true,"BadgeIncrement":150,"ThreadId":"th",
                 "PushImageInfo":{"Apns":{"mage":"https://i/a.png"},"Android":{"FCM":{"Image":"https://i/f.png","Icon":"https://i/i.png"}}}}}"#,
@@ -97,11 +98,14 @@ mod tests {
 
     #[test]
     fn text_falls_back_to_its_message_and_others_do_not() {
-        let n = Notification::from_broadcast(&record(1, r#"{"Message":"hello"}"#));
+        let n = Notification::from_broadcast(&record(MessageType::Text, r#"{"Message":"hello"}"#));
         assert_eq!((n.title.as_str(), n.content.as_str(), n.badge_increment), ("", "hello", None));
-        let n = Notification::from_broadcast(&record(1, r#"{"Message":"hello","OfflinePush":{"Title":"T"}}"#));
+        let n = Notification::from_broadcast(&record(
+            MessageType::Text,
+            r#"{"Message":"hello","OfflinePush":{"Title":"T"}}"#,
+        ));
         assert_eq!((n.title.as_str(), n.content.as_str()), ("T", "hello"));
-        let n = Notification::from_broadcast(&record(200, r#"{"Message":"{\"k\":1}"}"#));
+        let n = Notification::from_broadcast(&record(MessageType::Custom, r#"{"Message":"{\"k\":1}"}"#));
         assert_eq!(n.content, "", "a custom message's raw text is not shown");
     }
 }

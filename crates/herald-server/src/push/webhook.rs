@@ -8,10 +8,10 @@
 //! Gone means the push ID is dead (the binding is removed); 408, 429 and 5xx are retried, as
 //! are connection failures; any other status is a failure.
 
-use super::config::WebhookConfig;
+use super::channel::{http_client, retry_after, Attempt, PushSender};
 use super::notification::Notification;
-use super::provider::{http_client, retry_after, Attempt, Provider};
 use crate::clock::Clock;
+use crate::config::WebhookConfig;
 use async_trait::async_trait;
 use herald_proto::signature::callback_signature;
 use herald_store::PushBinding;
@@ -37,7 +37,7 @@ impl Webhook {
 }
 
 #[async_trait]
-impl Provider for Webhook {
+impl PushSender for Webhook {
     fn name(&self) -> &'static str {
         "webhook"
     }

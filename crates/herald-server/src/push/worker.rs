@@ -8,10 +8,11 @@
 //! Memory holds one page, whatever the number of users. Jobs of one node run one after another;
 //! within a job each provider has its own concurrency and rate caps.
 
+use super::channel::{Attempt, Channel, RetryPolicy};
 use super::notification::Notification;
-use super::provider::{Attempt, Channel, RetryPolicy};
-use crate::api::Presence;
+use crate::broadcast::{Broadcast, Dispatch, Presence};
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use herald_store::{PageDone, PushBinding, PushCounts, PushJob, PushProvider, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub struct AppChannels {
 
 pub struct PushWorker {
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     presence: Arc<dyn Presence>,
     clock: Arc<dyn Clock>,
     apps: Vec<AppChannels>,
@@ -36,6 +38,15 @@ pub struct PushWorker {
     lease_ms: i64,
     poll_interval: Duration,
     wake: Notify,
+}
+
+/// A broadcast with offline pushes (PushType 1 or 2) has its job row written already: start on it.
+impl Dispatch for PushWorker {
+    fn dispatch(&self, broadcast: &Arc<Broadcast>) {
+        if broadcast.push_type().pushes_offline() {
+            self.wake();
+        }
+    }
 }
 
 /// How one job run ended.
@@ -56,8 +67,10 @@ enum Outcome {
 }
 
 impl PushWorker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
         presence: Arc<dyn Presence>,
         clock: Arc<dyn Clock>,
         apps: Vec<AppChannels>,
@@ -67,6 +80,7 @@ impl PushWorker {
     ) -> Arc<PushWorker> {
         Arc::new(PushWorker {
             store,
+            metrics,
             presence,
             clock,
             apps,
@@ -77,8 +91,8 @@ impl PushWorker {
         })
     }
 
-    /// Asks the worker to look for jobs now (a PushType 1/2 broadcast was accepted). A wake
-    /// while it is busy is kept, so the new job is never left waiting for the poll.
+    /// Asks the worker to look for jobs now. A wake while it is busy is kept, so a new job is
+    /// never left waiting for the poll.
     pub fn wake(&self) {
         self.wake.notify_one();
     }
@@ -144,7 +158,7 @@ impl PushWorker {
         let note = Notification::from_broadcast(&record);
         let mut cursor = job.cursor.clone();
         let mut counts = job.counts;
-        tracing::info!(app_id, message_id, push_type = job.push_type, resumed = cursor.is_some(), "push job started");
+        tracing::info!(app_id, message_id, push_type = %job.push_type, resumed = cursor.is_some(), "push job started");
         loop {
             let after = cursor.as_ref().map(|(u, d)| (u.as_str(), d.as_str()));
             let page = self.store.push_bindings_page(app_id, after, app.page_size).await?;
@@ -216,6 +230,22 @@ impl PushWorker {
         if self.presence.is_online(app.app_id, &binding.user_id).await {
             return Outcome::Online;
         }
+        let outcome = self.send(app, binding, note).await;
+        let result = match outcome {
+            Outcome::Sent => "sent",
+            Outcome::Removed => "removed",
+            Outcome::Failed | Outcome::Online => "failed",
+        };
+        self.count_send(app.app_id, binding, result);
+        outcome
+    }
+
+    fn count_send(&self, app_id: u32, binding: &PushBinding, result: &str) {
+        self.metrics.push_sends.inc(&[&app_id.to_string(), binding.provider.as_str(), result]);
+    }
+
+    /// Sends to one offline device, with retries; what became of it.
+    async fn send(&self, app: &AppChannels, binding: &PushBinding, note: &Notification) -> Outcome {
         let Some(channel) = app.channels.get(&binding.provider) else {
             tracing::debug!(app_id = app.app_id, provider = binding.provider.as_str(), user_id = %binding.user_id,
                 "push: no provider configured for this binding");
@@ -229,15 +259,16 @@ impl PushWorker {
                 Attempt::Failed(reason) => reason,
                 Attempt::Retry { after, reason } if attempt < app.retry.max_attempts => {
                     let wait = app.retry.delay(attempt, after);
-                    tracing::debug!(app_id = app.app_id, provider = channel.provider.name(), user_id = %binding.user_id,
+                    tracing::debug!(app_id = app.app_id, provider = channel.sender.name(), user_id = %binding.user_id,
                         attempt, ?wait, %reason, "push: retrying");
+                    self.count_send(app.app_id, binding, "retried");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     continue;
                 }
                 Attempt::Retry { reason, .. } => reason,
             };
-            tracing::warn!(app_id = app.app_id, provider = channel.provider.name(), user_id = %binding.user_id,
+            tracing::warn!(app_id = app.app_id, provider = channel.sender.name(), user_id = %binding.user_id,
                 device_id = %binding.device_id, attempt, %reason, "push failed");
             return Outcome::Failed;
         }

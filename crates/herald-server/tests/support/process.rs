@@ -62,10 +62,12 @@ pub fn run_guarded(mut cmd: Command) -> Output {
     }
 }
 
-/// A `herald serve` child, killed (by its own pid) when dropped.
+/// A `herald serve` child, killed (by its own pid) when dropped. A thread drains its stdout (so
+/// it never blocks on a full pipe) and hands the lines over.
 pub struct HeraldProcess {
     child: Option<Child>,
-    /// The address it logged that it serves on.
+    lines: mpsc::Receiver<String>,
+    /// The address it logged that it serves on (once [`HeraldProcess::serve`] has seen it).
     pub addr: String,
     api: ApiClient,
 }
@@ -74,31 +76,49 @@ impl HeraldProcess {
     /// `herald serve --config CONFIG`; returns once it has logged its address (the config's
     /// `log` must let `info` through).
     pub fn serve(config: &Path) -> HeraldProcess {
-        let mut child = herald(&["serve", "--config", config.to_str().unwrap()])
+        let mut process = HeraldProcess::spawn(herald(&["serve", "--config", config.to_str().unwrap()]));
+        let lines = process.lines_until_serving();
+        let serving = strip_ansi(lines.last().expect("the serving line"));
+        let addr = serving.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next());
+        process.addr = addr.unwrap_or_else(|| panic!("no addr= in the serving line: {serving}")).to_string();
+        process
+    }
+
+    /// Starts `command` (a `herald serve`, see [`herald`]) with its stdout captured.
+    pub fn spawn(mut command: Command) -> HeraldProcess {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn herald serve");
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining the log so the child never blocks on a full pipe.
+        let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let line = strip_ansi(&line);
-                if line.contains("herald is serving") {
-                    if let Some(rest) = line.split("addr=").nth(1) {
-                        let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                    }
-                }
+                let _ = tx.send(line);
             }
         });
-        let pid = child.id();
-        let addr = rx.recv_timeout(GUARD).unwrap_or_else(|_| {
-            kill(pid, "-KILL");
-            panic!("herald serve never logged the address it serves on");
-        });
-        HeraldProcess { child: Some(child), addr, api: ApiClient::new(None) }
+        HeraldProcess { child: Some(child), lines, addr: String::new(), api: ApiClient::new(None) }
+    }
+
+    /// Lines of stdout, as written, up to and including the one saying it is serving.
+    pub fn lines_until_serving(&mut self) -> Vec<String> {
+        let deadline = std::time::Instant::now() + GUARD;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let serving = line.contains("herald is serving");
+                    seen.push(line);
+                    if serving {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("herald serve never said it was serving; its log so far: {seen:?}"),
+            }
+        }
     }
 
     /// SIGKILL: no shutdown path runs.

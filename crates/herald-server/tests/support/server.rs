@@ -11,7 +11,7 @@
 use super::api::{code, signed_params, ApiClient, Params};
 use super::{assert_code, wait_for_with, APP_ID, PATIENCE, SECRET, SENDER, SUCCESS, T0_MS, USER_ALREADY_EXISTS};
 use herald_proto::token04::{self, Mode};
-use herald_server::api::Presence;
+use herald_server::broadcast::Presence;
 use herald_server::clock::{Clock, ManualClock, SystemClock};
 use herald_server::config::Config;
 use herald_server::Running;
@@ -103,7 +103,10 @@ impl ServerBuilder {
         let dir = tempfile::tempdir().expect("temporary directory");
         let d = dir.path().display();
         let store_url = self.store_url.clone().unwrap_or_else(|| format!("sqlite://{d}/herald.db"));
-        let mut head = format!("data_dir = \"{d}\"\nlog = \"warn\"\n[store]\nurl = \"{store_url}\"\n");
+        // The admin listener on a port of its own too: tests run side by side.
+        let mut head = format!(
+            "admin.listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\nlog = \"warn\"\n[store]\nurl = \"{store_url}\"\n"
+        );
         let cert_pem = self.tls.then(|| {
             let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
             let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));

@@ -1,7 +1,7 @@
 //! Broadcast records: exact round trip and the online count.
 
 use super::T0;
-use herald_store::{BroadcastRecord, Store};
+use herald_store::{BroadcastRecord, MessageType, PushType, Store};
 
 /// Records round-trip exactly, u64 ids and counts above i64::MAX included.
 pub async fn broadcasts(store: &dyn Store) {
@@ -10,12 +10,13 @@ pub async fn broadcasts(store: &dyn Store) {
         app_id: app,
         message_id: u64::MAX - 7,
         from_user_id: "admin".into(),
-        message_type: 1,
+        message_type: MessageType::Custom,
         sub_type: 200,
-        push_type: 2,
+        push_type: PushType::OfflineOnly,
         body_json: r#"{"Message":"héllo","OfflinePush":{"Title":"t"}}"#.into(),
         accepted_at_ms: T0,
         online_delivered: 0,
+        recovered_delivered: 0,
     };
     let small = BroadcastRecord { message_id: 42, ..record.clone() };
     store.insert_broadcast(&record).await.expect("insert_broadcast failed");
@@ -35,5 +36,48 @@ pub async fn broadcasts(store: &dyn Store) {
     let want = BroadcastRecord { online_delivered: 12, ..record };
     assert_eq!(get(app, want.message_id).await, Some(want), "broadcasts: online_delivered adds up the nodes' shares");
     let want = BroadcastRecord { online_delivered: 12_345, ..small };
-    assert_eq!(get(app, 42).await, Some(want), "broadcasts: online_delivered added to the right record only");
+    assert_eq!(get(app, 42).await, Some(want.clone()), "broadcasts: online_delivered added to the right record only");
+
+    // Recovered deliveries add up apart from live ones.
+    store.add_broadcast_recovered(app, 42, 2).await.expect("add failed");
+    store.add_broadcast_recovered(app, 42, 3).await.expect("add failed");
+    let want = BroadcastRecord { recovered_delivered: 5, ..want };
+    assert_eq!(get(app, 42).await, Some(want), "broadcasts: recovered_delivered adds up apart from online_delivered");
+}
+
+/// A starting node's recovery window: the newest broadcasts since a time that went online,
+/// oldest first, capped; other apps' and PushType 2 broadcasts are not in it.
+pub async fn recent_broadcasts(store: &dyn Store) {
+    let app = 4_000_000_030;
+    let at = |message_id: u64, accepted_at_ms: i64, push_type: PushType| BroadcastRecord {
+        app_id: app,
+        message_id,
+        from_user_id: "admin".into(),
+        message_type: MessageType::Text,
+        sub_type: 0,
+        push_type,
+        body_json: r#"{"Message":"hi"}"#.into(),
+        accepted_at_ms,
+        online_delivered: 0,
+        recovered_delivered: 0,
+    };
+    let records = [
+        at(10, T0 - 5_000, PushType::OnlineOnly),
+        at(11, T0, PushType::OnlineAndOffline),
+        at(12, T0 + 1_000, PushType::OfflineOnly),
+        // Same millisecond: the message id breaks the tie.
+        at(14, T0 + 2_000, PushType::OnlineOnly),
+        at(13, T0 + 2_000, PushType::OnlineOnly),
+        at(u64::MAX, T0 + 3_000, PushType::OnlineOnly),
+    ];
+    for r in &records {
+        store.insert_broadcast(r).await.expect("insert_broadcast failed");
+    }
+    store.insert_broadcast(&BroadcastRecord { app_id: app + 1, ..at(15, T0 + 1, PushType::OnlineOnly) }).await.unwrap();
+    let ids = |rs: Vec<BroadcastRecord>| rs.into_iter().map(|r| r.message_id).collect::<Vec<_>>();
+    let recent = store.recent_broadcasts(app, T0, 100).await.expect("recent_broadcasts failed");
+    assert_eq!(ids(recent), [11, 13, 14, u64::MAX], "recent: since T0, online ones, oldest first");
+    let newest = store.recent_broadcasts(app, T0 - 10_000, 2).await.expect("recent_broadcasts failed");
+    assert_eq!(ids(newest), [14, u64::MAX], "recent: the cap keeps the newest");
+    assert!(store.recent_broadcasts(app, T0 + 4_000, 10).await.unwrap().is_empty(), "recent: none that new");
 }

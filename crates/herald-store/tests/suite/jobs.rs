@@ -2,32 +2,37 @@
 //! page, finished; and the binding changes push workers rely on.
 
 use super::{binding, T0};
-use herald_store::{BroadcastRecord, PageDone, PushBinding, PushCounts, PushJobState, PushProvider, Store};
+use herald_store::{
+    BroadcastRecord, MessageType, PageDone, PushBinding, PushCounts, PushJobState, PushProvider, PushType, Store,
+};
 
-fn broadcast(app_id: u32, message_id: u64, push_type: u8, accepted_at_ms: i64) -> BroadcastRecord {
+fn broadcast(app_id: u32, message_id: u64, push_type: PushType, accepted_at_ms: i64) -> BroadcastRecord {
     BroadcastRecord {
         app_id,
         message_id,
         from_user_id: "admin".into(),
-        message_type: 1,
+        message_type: MessageType::Text,
         sub_type: 0,
         push_type,
         body_json: r#"{"Message":"hi"}"#.into(),
         accepted_at_ms,
         online_delivered: 0,
+        recovered_delivered: 0,
     }
 }
 
 /// PushType 1 and 2 broadcasts get a pending job with no cursor and zero counts; 0 gets none.
 pub async fn push_jobs_recorded_with_broadcast(store: &dyn Store) {
     let app = 4_000_000_017;
-    for (id, push_type) in [(1, 0), (2, 1), (u64::MAX - 3, 2)] {
+    for (id, push_type) in
+        [(1, PushType::OnlineOnly), (2, PushType::OnlineAndOffline), (u64::MAX - 3, PushType::OfflineOnly)]
+    {
         store.insert_broadcast(&broadcast(app, id, push_type, T0 + id as i64 % 7)).await.expect("insert failed");
     }
     let get = |id| async move { store.get_push_job(app, id).await.expect("get_push_job failed") };
     assert_eq!(get(1).await, None, "jobs: PushType 0 has no push job");
     assert_eq!(get(99).await, None, "jobs: unknown id has no push job");
-    for (id, push_type) in [(2, 1), (u64::MAX - 3, 2)] {
+    for (id, push_type) in [(2, PushType::OnlineAndOffline), (u64::MAX - 3, PushType::OfflineOnly)] {
         let job = get(id).await.unwrap_or_else(|| panic!("jobs: PushType {push_type} must have a job"));
         assert_eq!(
             (job.app_id, job.message_id, job.push_type, job.state, job.cursor, job.counts, job.finished_at_ms),
@@ -36,8 +41,15 @@ pub async fn push_jobs_recorded_with_broadcast(store: &dyn Store) {
         );
     }
     // A refused duplicate broadcast must not leave a second job or touch the first.
-    assert!(store.insert_broadcast(&broadcast(app, 2, 2, T0)).await.is_err(), "jobs: duplicate id refused");
-    assert_eq!(get(2).await.map(|j| j.push_type), Some(1), "jobs: the duplicate left the job alone");
+    assert!(
+        store.insert_broadcast(&broadcast(app, 2, PushType::OfflineOnly, T0)).await.is_err(),
+        "jobs: duplicate id refused"
+    );
+    assert_eq!(
+        get(2).await.map(|j| j.push_type),
+        Some(PushType::OnlineAndOffline),
+        "jobs: the duplicate left the job alone"
+    );
 }
 
 /// Claims go oldest first and hold a lease; only the holder advances or finishes; a node
@@ -45,8 +57,8 @@ pub async fn push_jobs_recorded_with_broadcast(store: &dyn Store) {
 pub async fn push_job_lifecycle(store: &dyn Store) {
     let app = 4_000_000_018;
     let lease = 60_000;
-    store.insert_broadcast(&broadcast(app, 20, 2, T0 + 5)).await.expect("insert failed");
-    store.insert_broadcast(&broadcast(app, 10, 1, T0 + 9)).await.expect("insert failed");
+    store.insert_broadcast(&broadcast(app, 20, PushType::OfflineOnly, T0 + 5)).await.expect("insert failed");
+    store.insert_broadcast(&broadcast(app, 10, PushType::OnlineAndOffline, T0 + 9)).await.expect("insert failed");
     let claim = |owner: &'static str, now: i64| async move {
         store.claim_push_job(app, owner, now, lease).await.expect("claim_push_job failed")
     };

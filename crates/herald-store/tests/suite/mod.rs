@@ -18,7 +18,7 @@ mod push;
 mod users;
 
 pub use apps::apps_isolated;
-pub use broadcasts::broadcasts;
+pub use broadcasts::{broadcasts, recent_broadcasts};
 pub use jobs::{push_job_lifecycle, push_jobs_recorded_with_broadcast, push_token_moves_and_dead_removal};
 pub use limits::{nonce_replay_and_expiry, rate_concurrent_acquires, rate_per_day_rolling, rate_per_second};
 pub use presence::{login_storm, presence_across_nodes};
@@ -39,6 +39,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     rate_per_day_rolling(&*store).await;
     rate_concurrent_acquires(store.clone()).await;
     broadcasts(&*store).await;
+    recent_broadcasts(&*store).await;
     push_bind_rebind_unbind(&*store).await;
     push_paging(&*store).await;
     push_jobs_recorded_with_broadcast(&*store).await;

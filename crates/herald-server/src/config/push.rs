@@ -3,7 +3,7 @@
 //! Every provider URL is configurable so tests (and private gateways) can point the production
 //! code at a stand-in; `ca_file` adds a trusted root for such a stand-in's certificate.
 
-use crate::config::{ConfigError, Secret};
+use super::{invalid, ConfigError, Secret};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -236,11 +236,11 @@ impl Default for AppPushConfig {
 impl PushSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.node_id.is_empty() {
-            return Err(crate::config::invalid("push.node_id", "must not be empty"));
+            return Err(invalid("push.node_id", "must not be empty"));
         }
         for (key, v) in [("push.lease_ms", self.lease_ms), ("push.poll_interval_ms", self.poll_interval_ms)] {
             if v == 0 {
-                return Err(crate::config::invalid(key, "must be > 0"));
+                return Err(invalid(key, "must be > 0"));
             }
         }
         Ok(())
@@ -258,38 +258,35 @@ impl AppPushConfig {
             ("retry_max_ms", self.retry_max_ms),
         ] {
             if v == 0 {
-                return Err(crate::config::invalid(key(k), "must be > 0"));
+                return Err(invalid(key(k), "must be > 0"));
             }
         }
         if let Some(w) = &self.webhook {
             if !is_http_url(&w.url) {
-                return Err(crate::config::invalid(key("webhook.url"), "must be an http:// or https:// URL"));
+                return Err(invalid(key("webhook.url"), "must be an http:// or https:// URL"));
             }
             w.channel().validate(&key("webhook"))?;
         }
         if let Some(f) = &self.fcm {
             if !is_http_url(&f.base_url) {
-                return Err(crate::config::invalid(key("fcm.base_url"), "must be an http:// or https:// URL"));
+                return Err(invalid(key("fcm.base_url"), "must be an http:// or https:// URL"));
             }
             if f.token_url.as_deref().is_some_and(|u| !is_http_url(u)) {
-                return Err(crate::config::invalid(key("fcm.token_url"), "must be an http:// or https:// URL"));
+                return Err(invalid(key("fcm.token_url"), "must be an http:// or https:// URL"));
             }
             f.channel().validate(&key("fcm"))?;
         }
         if let Some(a) = &self.apns {
             if !a.base_url.starts_with("https://") {
-                return Err(crate::config::invalid(
-                    key("apns.base_url"),
-                    "must be an https:// URL (APNs is HTTP/2 over TLS)",
-                ));
+                return Err(invalid(key("apns.base_url"), "must be an https:// URL (APNs is HTTP/2 over TLS)"));
             }
             for (k, v) in [("apns.key_id", &a.key_id), ("apns.team_id", &a.team_id), ("apns.topic", &a.topic)] {
                 if v.is_empty() {
-                    return Err(crate::config::invalid(key(k), "must not be empty"));
+                    return Err(invalid(key(k), "must not be empty"));
                 }
             }
             if ![1, 5, 10].contains(&a.priority) {
-                return Err(crate::config::invalid(key("apns.priority"), "must be 1, 5 or 10"));
+                return Err(invalid(key("apns.priority"), "must be 1, 5 or 10"));
             }
             a.channel().validate(&key("apns"))?;
         }
@@ -304,10 +301,10 @@ fn is_http_url(url: &str) -> bool {
 impl ChannelConfig {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         if self.concurrency == 0 {
-            return Err(crate::config::invalid(format!("{prefix}.concurrency"), "must be > 0"));
+            return Err(invalid(format!("{prefix}.concurrency"), "must be > 0"));
         }
         if self.timeout_ms == 0 {
-            return Err(crate::config::invalid(format!("{prefix}.timeout_ms"), "must be > 0"));
+            return Err(invalid(format!("{prefix}.timeout_ms"), "must be > 0"));
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
-//! The shared half of one client connection: its bounded outbox and, for plain TCP, the socket's
+//! The handle the hub keeps for one session: its bounded outbox and, for plain TCP, the socket's
 //! write side, so the fan-out can write a frame straight into the kernel without waking the
-//! session task.
+//! session task (the gateway's task that owns the socket's read side).
 //!
 //! Overload policy: a frame is written at once when the outbox is empty and the socket takes it;
 //! otherwise it is queued. A queue that would pass `outbox_frames` or `outbox_bytes` marks the
@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
-/// What happened to one frame handed to [`Conn::send`].
+/// What happened to one frame handed to [`SessionHandle::send`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {
     /// In the kernel's socket buffer already.
@@ -25,7 +25,7 @@ pub enum Sent {
     Dropped,
 }
 
-/// What one [`Conn::flush_direct`] achieved.
+/// What one [`SessionHandle::flush_direct`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flushed {
     /// The backlog is empty.
@@ -50,7 +50,7 @@ struct State {
     close: Option<(u16, &'static str)>,
 }
 
-pub struct Conn {
+pub struct SessionHandle {
     direct: Option<OwnedWriteHalf>,
     limits: OutboxLimits,
     state: Mutex<State>,
@@ -58,11 +58,11 @@ pub struct Conn {
     wake: Notify,
 }
 
-impl Conn {
+impl SessionHandle {
     /// `direct` is the socket's write half for plain TCP; `None` for transports (TLS) that only
     /// the session task may write to.
-    pub fn new(direct: Option<OwnedWriteHalf>, limits: OutboxLimits) -> Conn {
-        Conn { direct, limits, state: Mutex::new(State::default()), wake: Notify::new() }
+    pub fn new(direct: Option<OwnedWriteHalf>, limits: OutboxLimits) -> SessionHandle {
+        SessionHandle { direct, limits, state: Mutex::new(State::default()), wake: Notify::new() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -125,12 +125,30 @@ impl Conn {
         self.wake.notified().await
     }
 
+    /// Bytes the outbox holds before the session counts as a slow consumer.
+    pub fn capacity_bytes(&self) -> usize {
+        self.limits.bytes
+    }
+
     pub fn has_backlog(&self) -> bool {
         !self.lock().queue.is_empty()
     }
 
     pub fn direct(&self) -> Option<&OwnedWriteHalf> {
         self.direct.as_ref()
+    }
+
+    /// Drops the backlog of a slow consumer, all but a frame already partly written (the
+    /// session must finish that one before its close frame, or the stream is garbled).
+    pub fn abandon_backlog(&self) {
+        let mut st = self.lock();
+        let partial = if st.head_written > 0 { st.queue.pop_front() } else { None };
+        st.queue.clear();
+        st.queued_bytes = 0;
+        if let Some(head) = partial {
+            st.queued_bytes = head.len();
+            st.queue.push_back(head);
+        }
     }
 
     /// Direct transport: writes as much of the backlog as the socket takes now.

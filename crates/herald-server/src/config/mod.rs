@@ -3,8 +3,16 @@
 //! Unknown keys are refused (a typo must not silently fall back to a default), every limit has
 //! a named default, and secrets print masked. A few environment variables override the file;
 //! they are listed in [`ENV_OVERRIDES`] and in the README.
+//!
+//! The tables of the parts live beside this file (`push.rs`, `cluster.rs`); nothing here imports
+//! the parts it configures, so every part can depend on its configuration and never the reverse.
 
-pub use crate::push::config::{AppPushConfig, ChannelConfig, PushSettings, WebhookConfig};
+mod cluster;
+mod push;
+
+pub use cluster::{ClusterConfig, MAX_NODE_ID};
+use herald_proto::message::{MessageType, BROADCASTABLE};
+pub use push::{ApnsConfig, AppPushConfig, ChannelConfig, FcmConfig, PushSettings, WebhookConfig};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::fmt;
@@ -45,6 +53,10 @@ pub struct Config {
     /// `tracing` filter, e.g. `info` or `herald_server=debug`.
     #[serde(default = "defaults::log")]
     pub log: String,
+    /// `text` (colours only when the output is a terminal) or `json`: one JSON object a line,
+    /// with the same fields, for log shippers.
+    #[serde(default)]
+    pub log_format: LogFormat,
     #[serde(default)]
     pub tls: Option<TlsConfig>,
     #[serde(default)]
@@ -55,10 +67,13 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Cluster mode (`[cluster]`): absent means a single node.
     #[serde(default)]
-    pub cluster: Option<crate::cluster::ClusterConfig>,
+    pub cluster: Option<ClusterConfig>,
     /// The offline-push worker (`[push]`); providers are per app (`[apps.push]`).
     #[serde(default)]
     pub push: PushSettings,
+    /// The operators' listener (`[admin]`): metrics, console, OpenAPI (docs/admin.md).
+    #[serde(default)]
+    pub admin: AdminConfig,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
 }
@@ -95,6 +110,15 @@ pub struct ApiConfig {
     /// remembered (ZIM documents ±10 min).
     #[serde(default = "defaults::signature_window_s")]
     pub signature_window_s: u64,
+    /// A request's headers must arrive within this, and then its body within this (100000012
+    /// after it, and the connection is closed): a client that trickles holds nothing for long.
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// HTTP connections one client address may hold open before it has made a signed request;
+    /// more are closed at once. 0: no cap. Behind a load balancer every client shares its
+    /// address: raise this, or set 0.
+    #[serde(default = "defaults::max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +161,44 @@ pub struct GatewayConfig {
     /// WebSocket sessions the server holds at once; upgrades past it answer HTTP 503.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// WebSocket connections one client address may hold before they log in; upgrades past it
+    /// answer HTTP 429. 0: no cap. Behind a load balancer every client shares its address:
+    /// raise this, or set 0.
+    #[serde(default = "defaults::max_pending_per_ip")]
+    pub max_pending_per_ip: usize,
+    /// How long a broadcast stays replayable to a client that logs in again with `since`
+    /// (docs/protocol.md, "Recovery"); 0 turns recovery off.
+    #[serde(default = "defaults::recovery_window_s")]
+    pub recovery_window_s: u64,
+    /// Broadcasts per app kept for recovery, the newest; with the window, this bounds the
+    /// memory recovery takes (about this many encoded messages per app).
+    #[serde(default = "defaults::recovery_max_messages")]
+    pub recovery_max_messages: usize,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[admin]`: a second listener for operators, apart from the public one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Loopback by default: the console and metrics are not for the internet.
+    #[serde(default = "defaults::admin_listen")]
+    pub listen: SocketAddr,
+    /// Signs operators in to the console and its JSON API (at least 16 characters). Unset: the
+    /// console is off (metrics and the OpenAPI document are still served).
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Whether `/metrics` needs the token too (`Authorization: Bearer …`).
+    #[serde(default)]
+    pub metrics_require_token: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +245,11 @@ pub struct AppLimits {
     pub user_extra_max_bytes: usize,
 }
 
+/// "1, 11, 12, 13, 14, 200": the types ZIM lets a broadcast carry, for messages.
+pub fn broadcastable_list() -> String {
+    BROADCASTABLE.iter().map(|t| t.code().to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// The hard ceiling ZIM documents for a message body.
 pub const MESSAGE_MAX_BYTES_CEILING: usize = 32 * 1024;
 
@@ -191,6 +258,9 @@ mod defaults {
     use std::path::PathBuf;
     pub fn listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn admin_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9090))
     }
     pub fn data_dir() -> PathBuf {
         PathBuf::from("herald-data")
@@ -206,6 +276,18 @@ mod defaults {
     }
     pub fn signature_window_s() -> u64 {
         600
+    }
+    pub fn request_timeout_ms() -> u64 {
+        10_000
+    }
+    // Per-address caps, high enough that a load balancer in front (every client behind one
+    // address) does not trip them in a reconnect storm of a full node; low enough that one
+    // address cannot hold every descriptor of a node (20,000 here).
+    pub fn max_connections_per_ip() -> usize {
+        10_000
+    }
+    pub fn max_pending_per_ip() -> usize {
+        10_000
     }
     pub fn heartbeat_interval_ms() -> u64 {
         30_000
@@ -243,6 +325,12 @@ mod defaults {
     pub fn max_connections() -> usize {
         100_000
     }
+    pub fn recovery_window_s() -> u64 {
+        300
+    }
+    pub fn recovery_max_messages() -> usize {
+        1000
+    }
     pub fn yes() -> bool {
         true
     }
@@ -259,7 +347,7 @@ mod defaults {
         1024
     }
     pub fn broadcast_types() -> Vec<u32> {
-        vec![1, 11, 12, 13, 14, 200]
+        super::BROADCASTABLE.iter().map(|t| t.code()).collect()
     }
     pub fn users_per_call() -> usize {
         100
@@ -276,6 +364,11 @@ mod defaults {
 }
 
 impl Default for StoreConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+impl Default for AdminConfig {
     fn default() -> Self {
         toml::from_str("").expect("defaults parse")
     }
@@ -312,6 +405,38 @@ pub enum ConfigError {
     Invalid { key: String, problem: String },
 }
 
+/// A TOML or type error, told by line and key. toml's own rendering quotes the offending line,
+/// and serde's names the offending value; either can be a `server_secret` or a webhook
+/// `secret`, which must not reach a terminal or a log. So the line is never quoted, and values
+/// are cut out of the message.
+fn parse_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = without_values(e.message().trim());
+    let Some(at) = e.span().map(|span| span.start) else { return ConfigError::Parse(message) };
+    let line_no = text[..at.min(text.len())].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    // The key of a `key = value` line (never its value), or a `[table]` header.
+    let key = match line.split_once('=') {
+        Some((key, _)) => key.trim(),
+        None if line.starts_with('[') => line,
+        None => "",
+    };
+    let place = if key.is_empty() { format!("line {line_no}") } else { format!("line {line_no} ({key})") };
+    ConfigError::Parse(format!("{place}: {message}"))
+}
+
+/// `invalid type: string "…", expected u32` loses its `"…"`; the kinds and the expectation
+/// stay, and so does everything that names keys (`unknown field`, `duplicate key`).
+fn without_values(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let kind = rest.split([' ', ',']).next().unwrap_or("");
+            let expected = rest.find(", expected").map_or("", |i| &rest[i..]);
+            return format!("{prefix}{kind}{expected}");
+        }
+    }
+    message.lines().next().unwrap_or("").to_string()
+}
+
 pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), problem: problem.into() }
 }
@@ -319,6 +444,7 @@ pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Con
 /// Environment variables that override the file, and the key each one sets.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("HERALD_LISTEN", "listen"),
+    ("HERALD_ADMIN_LISTEN", "admin.listen"),
     ("HERALD_DATA_DIR", "data_dir"),
     ("HERALD_LOG", "log"),
     ("HERALD_STORE_URL", "store.url"),
@@ -329,7 +455,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 impl Config {
     /// Parses TOML text, applies `env` overrides, and validates.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut config: Config = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
         config.apply_env(env)?;
         config.validate()?;
         Ok(config)
@@ -353,6 +479,11 @@ impl Config {
                 "listen" => {
                     self.listen =
                         value.parse().map_err(|e| invalid(format!("{var} (listen)"), format!("{value:?}: {e}")))?
+                }
+                "admin.listen" => {
+                    self.admin.listen = value
+                        .parse()
+                        .map_err(|e| invalid(format!("{var} (admin.listen)"), format!("{value:?}: {e}")))?
                 }
                 "data_dir" => self.data_dir = PathBuf::from(value),
                 "log" => self.log = value,
@@ -396,37 +527,28 @@ impl Config {
             ("gateway.max_connections", g.max_connections),
             ("gateway.device_id_max_bytes", g.device_id_max_bytes),
             ("gateway.push_id_max_bytes", g.push_id_max_bytes),
+            ("gateway.recovery_max_messages", g.recovery_max_messages),
             ("api.max_body_bytes", self.api.max_body_bytes),
             ("store.max_connections", self.store.max_connections as usize),
             ("api.signature_window_s", self.api.signature_window_s as usize),
+            ("api.request_timeout_ms", self.api.request_timeout_ms as usize),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be > 0"));
             }
         }
         if let Some(c) = &self.cluster {
-            if c.node_id == 0 || c.node_id > crate::cluster::MAX_NODE_ID {
-                return Err(invalid("cluster.node_id", format!("must be 1..={}", crate::cluster::MAX_NODE_ID)));
-            }
-            if !self.store_url().starts_with("postgres") {
-                return Err(invalid(
-                    "store.url",
-                    "cluster mode needs a store every node shares: set store.url to postgres://...",
-                ));
-            }
-            if c.node_lease_ms < 1000 {
-                return Err(invalid("cluster.node_lease_ms", "must be at least 1000"));
-            }
-            if c.subject_prefix.is_empty()
-                || c.subject_prefix.contains(|ch: char| ch.is_whitespace() || ch == '*' || ch == '>')
-            {
-                return Err(invalid(
-                    "cluster.subject_prefix",
-                    "must be a non-empty NATS subject without spaces or wildcards",
-                ));
-            }
+            c.validate(&self.store_url())?;
         }
         self.push.validate()?;
+        if let Some(token) = &self.admin.token {
+            if token.expose().chars().count() < 16 {
+                return Err(invalid("admin.token", "must be at least 16 characters (it guards the console)"));
+            }
+        }
+        if self.admin.metrics_require_token && self.admin.token.is_none() {
+            return Err(invalid("admin.metrics_require_token", "needs admin.token to be set"));
+        }
         let mut seen = HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {
             app.push.validate(&format!("apps[{i}].push"))?;
@@ -463,11 +585,11 @@ impl Config {
                     format!("must be 1..={MESSAGE_MAX_BYTES_CEILING}"),
                 ));
             }
-            for t in &l.broadcast_message_types {
-                if ![1, 11, 12, 13, 14, 200].contains(t) {
+            for &t in &l.broadcast_message_types {
+                if !MessageType::from_code(i64::from(t)).is_ok_and(MessageType::is_broadcastable) {
                     return Err(invalid(
                         key("limits.broadcast_message_types"),
-                        format!("{t} cannot be broadcast; allowed: 1, 11, 12, 13, 14, 200"),
+                        format!("{t} cannot be broadcast; allowed: {}", broadcastable_list()),
                     ));
                 }
             }
@@ -485,6 +607,11 @@ impl Config {
         Ok(())
     }
 
+    /// This node's id in a cluster (0 for a single node): it goes into every id the node makes.
+    pub fn node_id(&self) -> u16 {
+        self.cluster.as_ref().map_or(0, |c| c.node_id)
+    }
+
     pub fn store_url(&self) -> String {
         if self.store.url.is_empty() {
             format!("sqlite://{}", self.data_dir.join("herald.db").display())
@@ -495,6 +622,10 @@ impl Config {
 
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.gateway.heartbeat_interval_ms)
+    }
+
+    pub fn recovery_window(&self) -> Duration {
+        Duration::from_secs(self.gateway.recovery_window_s)
     }
 }
 
@@ -508,7 +639,7 @@ mod tests {
 
     #[test]
     fn example_config_parses() {
-        let text = include_str!("../../../herald.example.toml");
+        let text = include_str!("../../../../herald.example.toml");
         let c = parse(text).unwrap();
         assert_eq!(c.apps.len(), 1);
         assert_eq!(c.apps[0].app_id, 1234567890);
@@ -581,5 +712,34 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("fa94dd0f"), "{shown}");
         assert!(shown.contains("Secret(****)"));
+    }
+    /// Every way a config file can go wrong on a secret's line names the line and the key and
+    /// never prints the secret.
+    #[test]
+    fn config_errors_never_print_a_secret() {
+        let secret = "s3cr3t5s3cr3t5s3cr3t5s3cr3t5abcd";
+        let app = "[[apps]]\napp_id = 7\n";
+        for (text, line, key) in [
+            // A syntax error on the secret's line (the closing quote is missing).
+            (format!("{app}server_secret = \"{secret}\n"), 3, "server_secret"),
+            // A misspelt key.
+            (format!("{app}server_secert = \"{secret}\"\n"), 3, "server_secert"),
+            // The key twice.
+            (format!("{app}server_secret = \"{secret}\"\nserver_secret = \"{secret}\"\n"), 4, "server_secret"),
+            // A secret of the wrong type, and a secret where a number belongs.
+            (
+                format!("{app}server_secret = \"{secret}\"\n[apps.push.webhook]\nurl = \"http://x\"\nsecret = [\"{secret}\"]\n"),
+                6,
+                "secret",
+            ),
+            (format!("[[apps]]\napp_id = \"{secret}\"\nserver_secret = \"{secret}\"\n"), 2, "app_id"),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(!err.contains("s3cr3t5"), "{text:?} printed the secret: {err}");
+            assert!(err.contains(&format!("line {line}")), "{text:?}: no line {line} in {err}");
+            assert!(err.contains(key), "{text:?}: no key {key:?} in {err}");
+        }
+        let err = parse(&format!("{app}server_secert = \"{secret}\"\n")).unwrap_err().to_string();
+        assert!(err.contains("server_secert"), "the unknown key is named: {err}");
     }
 }

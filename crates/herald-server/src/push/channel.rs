@@ -1,8 +1,8 @@
-//! The provider contract (one attempt per call) and what the worker wraps around it: per-app,
+//! The sender contract (one attempt per call) and what the worker wraps around it: per-app,
 //! per-provider concurrency and rate caps, and retries with backoff that honour `Retry-After`.
 
-use super::config::ChannelConfig;
 use super::notification::Notification;
+use crate::config::ChannelConfig;
 use async_trait::async_trait;
 use herald_store::PushBinding;
 use rand::Rng;
@@ -29,27 +29,27 @@ pub enum Attempt {
     Failed(String),
 }
 
-/// One vendor channel of one app.
+/// What sends one app's notifications through one vendor (FCM, APNs, webhook).
 #[async_trait]
-pub trait Provider: Send + Sync + 'static {
+pub trait PushSender: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// One attempt to deliver `note` to the binding's device.
     async fn send(&self, app_id: u32, binding: &PushBinding, note: &Notification) -> Attempt;
 }
 
-/// A provider with its caps: at most `concurrency` requests in flight, at most `per_second`
+/// A sender with its caps: at most `concurrency` requests in flight, at most `per_second`
 /// started per second (spaced evenly, no burst).
 pub struct Channel {
-    pub provider: Box<dyn Provider>,
+    pub sender: Box<dyn PushSender>,
     permits: Semaphore,
     spacing: Option<Duration>,
     next_start: Mutex<Option<Instant>>,
 }
 
 impl Channel {
-    pub fn new(provider: Box<dyn Provider>, config: &ChannelConfig) -> Channel {
+    pub fn new(sender: Box<dyn PushSender>, config: &ChannelConfig) -> Channel {
         let spacing = (config.per_second > 0).then(|| Duration::from_secs(1) / config.per_second);
-        Channel { provider, permits: Semaphore::new(config.concurrency), spacing, next_start: Mutex::new(None) }
+        Channel { sender, permits: Semaphore::new(config.concurrency), spacing, next_start: Mutex::new(None) }
     }
 
     /// One attempt under the caps.
@@ -65,7 +65,7 @@ impl Channel {
             };
             tokio::time::sleep_until(start).await;
         }
-        self.provider.send(app_id, binding, note).await
+        self.sender.send(app_id, binding, note).await
     }
 }
 
@@ -154,7 +154,7 @@ mod caps {
     struct Slow(Arc<Probe>);
 
     #[async_trait]
-    impl Provider for Slow {
+    impl PushSender for Slow {
         fn name(&self) -> &'static str {
             "slow"
         }
