@@ -44,6 +44,7 @@ pub fn default_app() -> String {
 #[derive(Debug, Clone, Default)]
 pub struct ServerBuilder {
     wall_clock: bool,
+    clock_at: Option<i64>,
     gateway: String,
     limits: String,
     config: Option<String>,
@@ -57,6 +58,12 @@ impl ServerBuilder {
     /// timestamps compared with "now", and for the nodes of a cluster.
     pub fn wall_clock(mut self) -> Self {
         self.wall_clock = true;
+        self
+    }
+
+    /// The ManualClock starts at `now_ms` instead of [`T0_MS`].
+    pub fn clock_at(mut self, now_ms: i64) -> Self {
+        self.clock_at = Some(now_ms);
         self
     }
 
@@ -120,8 +127,10 @@ impl ServerBuilder {
         }
         let apps = self.config.clone().unwrap_or_else(|| app_toml(APP_ID, SECRET, "", &self.limits));
         let config_text = format!("{head}[gateway]\n{}\n{apps}", self.gateway);
-        let clock =
-            if self.wall_clock { TestClock::Wall } else { TestClock::Manual(Arc::new(ManualClock::new(T0_MS))) };
+        let clock = match self.wall_clock {
+            true => TestClock::Wall,
+            false => TestClock::Manual(Arc::new(ManualClock::new(self.clock_at.unwrap_or(T0_MS)))),
+        };
         let shutdown = CancellationToken::new();
         let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let running =
