@@ -172,7 +172,13 @@ pub fn encode_server(frame: &ServerFrame) -> Vec<u8> {
 }
 
 /// Decodes a client frame; any error here is a malformed frame (SDK code 6000001, close 4500).
+///
+/// Only an object is a frame: serde's tagged enums would also take the fields as a positional
+/// array (`["ping",1]`), a second wire form that docs/protocol.md does not have.
 pub fn decode_client(text: &[u8]) -> Result<ClientFrame, serde_json::Error> {
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(serde::de::Error::custom("a client frame must be a JSON object"));
+    }
     serde_json::from_slice(text)
 }
 

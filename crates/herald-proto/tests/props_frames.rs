@@ -4,7 +4,7 @@
 
 use herald_proto::frame::{self, ClientFrame, Login, ServerFrame, ZimMessage};
 use proptest::prelude::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Any JSON value: every type, nested a few levels, keys and strings from all of Unicode.
 fn json_value() -> impl Strategy<Value = Value> {
@@ -281,6 +281,28 @@ fn object_text(entries: &[(String, Value)]) -> String {
     format!("{{{}}}", body.join(","))
 }
 
+/// The frame as serde's sequence form: the tag, then the fields in declaration order.
+fn positional(frame: &ClientFrame) -> Value {
+    match frame {
+        ClientFrame::Login(l) => json!([
+            "login",
+            l.id,
+            l.app_id,
+            l.user_id,
+            l.token,
+            l.sdk_version,
+            l.platform,
+            l.device_id,
+            l.user_name,
+            l.since
+        ]),
+        ClientFrame::Ping { id } => json!(["ping", id]),
+        ClientFrame::SetPushId { id, push_id, provider } => json!(["set_push_id", id, push_id, provider]),
+        ClientFrame::RenewToken { id, token } => json!(["renew_token", id, token]),
+        ClientFrame::Logout { id } => json!(["logout", id]),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
@@ -294,15 +316,28 @@ proptest! {
         let _ = frame::decode_server(&bytes);
     }
 
-    /// Any JSON value at all (the shape the gateway sees most from a confused client).
+    /// Any JSON value at all (the shape the gateway sees most from a confused client); only an
+    /// object can be a client frame.
     #[test]
     fn any_json_is_an_answer(value in json_value()) {
         let text = value.to_string();
         let decoded = frame::decode_client(text.as_bytes());
-        if !value.is_object() && !value.is_array() {
+        if !value.is_object() {
             prop_assert!(decoded.is_err(), "{text} decoded to {decoded:?}");
         }
         let _ = frame::decode_server(text.as_bytes());
+    }
+
+    /// A frame's values as a positional array (`["ping",1]`), which serde's tagged enums would
+    /// take, are refused: docs/protocol.md frames are objects.
+    #[test]
+    fn positional_arrays_are_refused(frame in client_frame(), space in "[ \t\r\n]{0,3}") {
+        let text = format!("{space}{}", positional(&frame));
+        let decoded = frame::decode_client(text.as_bytes());
+        prop_assert!(decoded.is_err(), "{text} decoded to {decoded:?}");
+        // The same frame as an object, after the same whitespace, still decodes.
+        let object_text = format!("{space}{}", String::from_utf8(frame::encode_client(&frame)).unwrap());
+        prop_assert_eq!(frame::decode_client(object_text.as_bytes()).unwrap(), frame);
     }
 
     /// Nesting far past serde_json's limit of 128 is refused, not a stack overflow; a 64 KiB client

@@ -196,9 +196,11 @@
     return el('div', { class: 'stat' }, el('span', { class: 'value', ...attrs }, value), el('span', { class: 'label' }, label));
   }
 
-  function pushJobRow(job) {
-    const done = (job.sent || 0) + (job.failed || 0) + (job.removed || 0) + (job.skipped_online || 0);
-    const targeted = job.targeted || 0;
+  // A job walks every push binding of its app: progress is the bindings it has dealt with
+  // (tried, or skipped because the user was online) out of the app's bindings.
+  function pushJobRow(job, bindings) {
+    const done = (job.targeted || 0) + (job.skipped_online || 0);
+    const targeted = Math.max(bindings || 0, done);
     const percent = targeted > 0 ? Math.min(100, Math.floor((done / targeted) * 100)) : 0;
     return el(
       'tr',
@@ -260,7 +262,7 @@
                 el('th', { class: 'num' }, 'skipped online'),
               ),
             ),
-            el('tbody', {}, jobs.map(pushJobRow)),
+            el('tbody', {}, jobs.map((job) => pushJobRow(job, app.push_bindings))),
           ),
     );
   }

@@ -45,6 +45,7 @@ pub const STORE_OPS: &[&str] = &[
     "list_broadcasts",
     "open_push_jobs",
     "push_job_totals",
+    "count_push_bindings",
 ];
 
 pub struct TimedStore {
@@ -197,5 +198,8 @@ impl Store for TimedStore {
     }
     async fn push_job_totals(&self) -> Result<PushJobTotals> {
         timed!(self, push_job_totals())
+    }
+    async fn count_push_bindings(&self, app_id: u32) -> Result<u64> {
+        timed!(self, count_push_bindings(app_id))
     }
 }

@@ -353,6 +353,8 @@ pub trait Store: Send + Sync + 'static {
     async fn open_push_jobs(&self, app_id: u32) -> Result<Vec<PushJob>>;
     /// Push jobs of every app by state.
     async fn push_job_totals(&self) -> Result<PushJobTotals>;
+    /// The app's push bindings now: what a push job walks, for its progress.
+    async fn count_push_bindings(&self, app_id: u32) -> Result<u64>;
 }
 
 /// Opens the store named by `url`: `sqlite://PATH` (created with its parent directory if

@@ -672,6 +672,14 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn count_push_bindings(&self, app_id: u32) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM push_bindings WHERE app_id = $1")
+            .bind(i64::from(app_id))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
     async fn count_broadcast_calls(&self, app_id: u32, since_ms: i64) -> Result<u64> {
         let row = sqlx::query("SELECT COUNT(*) FROM broadcast_calls WHERE app_id = $1 AND at_ms >= $2")
             .bind(i64::from(app_id))

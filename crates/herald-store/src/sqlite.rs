@@ -650,6 +650,14 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn count_push_bindings(&self, app_id: u32) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM push_bindings WHERE app_id = ?")
+            .bind(i64::from(app_id))
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
     async fn count_broadcast_calls(&self, app_id: u32, since_ms: i64) -> Result<u64> {
         let row = sqlx::query("SELECT COUNT(*) FROM broadcast_calls WHERE app_id = ? AND at_ms >= ?")
             .bind(i64::from(app_id))

@@ -4,6 +4,5 @@
 pub const INDEX: &str = include_str!("../../console/index.html");
 pub const APP_JS: &str = include_str!("../../console/app.js");
 pub const STYLE: &str = include_str!("../../console/style.css");
-/// `docs/openapi.yaml`, the server API's description, served at `/openapi.yaml` (built in
-/// once the document lands in the next commit).
-pub const OPENAPI: &str = "openapi: 3.1.0\n";
+/// `docs/openapi.yaml`, the server API's description, served at `/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../../../../docs/openapi.yaml");

@@ -106,6 +106,9 @@ async fn overview(admin: &Admin) -> Answer {
         };
         let today = admin.store.count_broadcast_calls(id, now_ms - DAY_MS).await.map_err(store_failed)?;
         let jobs = admin.store.open_push_jobs(id).await.map_err(store_failed)?;
+        // What a job walks: its progress is (targeted + skipped_online) / this.
+        let bindings =
+            if jobs.is_empty() { 0 } else { admin.store.count_push_bindings(id).await.map_err(store_failed)? };
         let jobs: Vec<Value> = jobs
             .iter()
             .map(|j| {
@@ -115,6 +118,7 @@ async fn overview(admin: &Admin) -> Answer {
             })
             .collect();
         out.push(json!({"app_id": id, "sessions": sessions, "users": users, "broadcasts_today": today,
+                        "push_bindings": bindings,
                         "per_day_cap": app.limits.broadcast_per_day, "per_second_cap": app.limits.broadcast_per_second,
                         "push_jobs": jobs}));
     }

@@ -124,7 +124,12 @@ impl Admin {
             }
             ("GET", "/openapi.yaml") => respond(StatusCode::OK, "application/yaml", assets::OPENAPI.into()),
             ("GET", "/console" | "/console/") => {
-                respond(StatusCode::OK, "text/html; charset=utf-8", assets::INDEX.into())
+                let mut page = respond(StatusCode::OK, "text/html; charset=utf-8", assets::INDEX.into());
+                // A page with a "send to everyone" button: its own files only, never in a frame.
+                let csp = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+                page.headers_mut().insert("content-security-policy", header::HeaderValue::from_static(csp));
+                page.headers_mut().insert("x-frame-options", header::HeaderValue::from_static("DENY"));
+                page
             }
             ("GET", "/console/assets/app.js") => {
                 respond(StatusCode::OK, "text/javascript; charset=utf-8", assets::APP_JS.into())
