@@ -287,8 +287,6 @@ proptest! {
     /// A broken config is refused (or, when the breakage was harmless, accepted), and no error
     /// message shows any piece of any secret.
     #[test]
-    #[ignore = "finds secret leaks in config::parse_error (see the_key_of_an_error_line_is_never_a_secret); \
-                run with --ignored once that is fixed, then drop this line"]
     fn errors_never_show_a_secret(t in template(), breakages in prop::collection::vec(breakage(), 1..4)) {
         let mut text = t.text.clone();
         for b in &breakages {
@@ -333,7 +331,6 @@ proptest! {
 /// a line inside a multi-line string or array, the closing line of one. Then what it names is
 /// part of the secret.
 #[test]
-#[ignore = "bug: config::parse_error quotes secret text as the line's key; drop this line once fixed"]
 fn the_key_of_an_error_line_is_never_a_secret() {
     let secret = "s3cr3t=s3cr3t5s3cr3t5s3cr3t5abcd";
     let multi = "s3cr3t5s3cr3t5s3cr3t5s3cr3t5abcd";

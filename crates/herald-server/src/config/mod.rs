@@ -414,14 +414,26 @@ fn parse_error(text: &str, e: &toml::de::Error) -> ConfigError {
     let Some(at) = e.span().map(|span| span.start) else { return ConfigError::Parse(message) };
     let line_no = text[..at.min(text.len())].matches('\n').count() + 1;
     let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
-    // The key of a `key = value` line (never its value), or a `[table]` header.
+    // The key of a `key = value` line (never its value), or a `[table]` header — but only when
+    // it looks like one: the failing line may be inside a multi-line string or lack its `=`,
+    // and then whatever stands before an `=` is part of a value.
     let key = match line.split_once('=') {
         Some((key, _)) => key.trim(),
-        None if line.starts_with('[') => line,
-        None => "",
+        None => line.trim_start_matches('[').trim_end_matches(']'),
     };
+    let key = if looks_like_key(key) { key } else { "" };
     let place = if key.is_empty() { format!("line {line_no}") } else { format!("line {line_no} ({key})") };
     ConfigError::Parse(format!("{place}: {message}"))
+}
+
+/// A bare TOML key or dotted path (`apps.push.webhook`, `server_secret`), as Herald's keys are.
+fn looks_like_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.split('.').all(|part| {
+            let part = part.trim();
+            !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
 }
 
 /// `invalid type: string "…", expected u32` loses its `"…"`; the kinds and the expectation
