@@ -47,6 +47,7 @@ pub const E_TOKEN_TOO_SHORT: u64 = 6000108;
 pub const C_NORMAL: u16 = 1000;
 pub const C_SHUTDOWN: u16 = 4000;
 pub const C_HEARTBEAT_TIMEOUT: u16 = 4001;
+pub const C_SLOW_CONSUMER: u16 = 4002;
 pub const C_LOGIN_TIMEOUT: u16 = 4004;
 pub const C_FLOOD: u16 = 4005;
 pub const C_BAD_FRAME: u16 = 4500;

@@ -76,7 +76,13 @@ impl HeraldProcess {
     /// `herald serve --config CONFIG`; returns once it has logged its address (the config's
     /// `log` must let `info` through).
     pub fn serve(config: &Path) -> HeraldProcess {
-        let mut process = HeraldProcess::spawn(herald(&["serve", "--config", config.to_str().unwrap()]));
+        HeraldProcess::serve_command(herald(&["serve", "--config", config.to_str().unwrap()]))
+    }
+
+    /// Like [`HeraldProcess::serve`], for a `herald serve` started some other way (under a
+    /// shell that lowers its limits, say).
+    pub fn serve_command(command: Command) -> HeraldProcess {
+        let mut process = HeraldProcess::spawn(command);
         let lines = process.lines_until_serving();
         let serving = strip_ansi(lines.last().expect("the serving line"));
         let addr = serving.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next());
@@ -119,6 +125,11 @@ impl HeraldProcess {
                 Err(_) => panic!("herald serve never said it was serving; its log so far: {seen:?}"),
             }
         }
+    }
+
+    /// The log lines written since the last look, without waiting.
+    pub fn lines_so_far(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
     }
 
     /// SIGKILL: no shutdown path runs.

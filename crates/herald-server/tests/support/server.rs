@@ -225,6 +225,11 @@ impl Server {
         format!("{scheme}://{}/ws", self.addr)
     }
 
+    /// `http://host:port` of the admin listener (metrics, console, OpenAPI).
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.running.as_ref().expect("the server is running").admin_addr)
+    }
+
     /// `http://host:port`, or `https://…` with TLS.
     pub fn base_url(&self) -> String {
         let scheme = if self.cert_pem.is_some() { "https" } else { "http" };
