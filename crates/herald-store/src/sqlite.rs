@@ -457,9 +457,12 @@ impl Store for SqliteStore {
 
     async fn bind_push(&self, binding: &PushBinding) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        // Without statistics SQLite plans this on the primary key's app_id prefix and reads every
+        // binding of the app, under the one writer, on every set_push_id; the token index
+        // finds the one holder directly.
         sqlx::query(
-            "DELETE FROM push_bindings WHERE app_id = ? AND push_id = ? AND provider = ? \
-             AND NOT (user_id = ? AND device_id = ?)",
+            "DELETE FROM push_bindings INDEXED BY push_bindings_token WHERE app_id = ? AND push_id = ? \
+             AND provider = ? AND NOT (user_id = ? AND device_id = ?)",
         )
         .bind(i64::from(binding.app_id))
         .bind(&binding.push_id)

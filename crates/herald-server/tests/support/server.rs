@@ -51,6 +51,7 @@ pub struct ServerBuilder {
     tls: bool,
     store_url: Option<String>,
     cluster: Option<String>,
+    admin: String,
 }
 
 impl ServerBuilder {
@@ -86,6 +87,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Lines of the `[admin]` table besides its `listen` (e.g. `token = "…"`).
+    pub fn admin(mut self, toml: &str) -> Self {
+        self.admin = toml.to_string();
+        self
+    }
+
     /// HTTPS and WSS with a fresh self-signed certificate for 127.0.0.1; the harness's API
     /// client trusts it ([`Server::cert_pem`]).
     pub fn tls(mut self) -> Self {
@@ -112,7 +119,8 @@ impl ServerBuilder {
         let store_url = self.store_url.clone().unwrap_or_else(|| format!("sqlite://{d}/herald.db"));
         // The admin listener on a port of its own too: tests run side by side.
         let mut head = format!(
-            "admin.listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\nlog = \"warn\"\n[store]\nurl = \"{store_url}\"\n"
+            "data_dir = \"{d}\"\nlog = \"warn\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}\n[store]\nurl = \"{store_url}\"\n",
+            self.admin
         );
         let cert_pem = self.tls.then(|| {
             let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();

@@ -13,6 +13,7 @@ mod apps;
 mod broadcasts;
 mod jobs;
 mod limits;
+mod operator;
 mod presence;
 mod push;
 mod users;
@@ -21,6 +22,7 @@ pub use apps::apps_isolated;
 pub use broadcasts::{broadcasts, recent_broadcasts};
 pub use jobs::{push_job_lifecycle, push_jobs_recorded_with_broadcast, push_token_moves_and_dead_removal};
 pub use limits::{nonce_replay_and_expiry, rate_concurrent_acquires, rate_per_day_rolling, rate_per_second};
+pub use operator::operator_views;
 pub use presence::{login_storm, presence_across_nodes};
 pub use push::{push_bind_rebind_unbind, push_paging};
 pub use users::{ensure_user, get_users_subset, modify_users, register_users};
@@ -48,6 +50,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     presence_across_nodes(&*store).await;
     login_storm(store.clone()).await;
     apps_isolated(&*store).await;
+    operator_views(&*store).await;
 }
 
 fn user(user_id: &str, user_name: &str) -> UserRecord {
