@@ -76,7 +76,7 @@ async fn a_broadcast_racing_with_logins_and_logouts_loses_nobody_online_througho
         .map(|i| {
             let user = format!("churn-{i:03}");
             let token = server.token_with(&user, HOUR_S, Mode::Gcm);
-            tokio::spawn(churn(addr, user, token, stats.clone(), stop.clone()))
+            support::spawn(churn(addr, user, token, stats.clone(), stop.clone()))
         })
         .collect();
     // Broadcast only once the churn is in full swing.

@@ -130,7 +130,7 @@ async fn a_stalled_client_is_closed_while_a_thousand_others_get_every_message_in
     let stop = CancellationToken::new();
     let readers: Vec<_> = normal
         .into_iter()
-        .map(|c| tokio::spawn(read_broadcasts(c, received.clone(), errors.clone(), stop.clone())))
+        .map(|c| support::spawn(read_broadcasts(c, received.clone(), errors.clone(), stop.clone())))
         .collect();
 
     // Broadcast until the stalled client is gone, then a few more.
@@ -259,7 +259,7 @@ async fn a_slow_reader_that_keeps_draining_is_not_closed_as_stalled() {
     let mut fast = WsClient::user(&server, "fast").await;
     server.wait_sessions(2).await;
 
-    let reader = tokio::spawn(async move {
+    let reader = support::spawn(async move {
         let mut got = Vec::new();
         while got.len() < COUNT {
             match slow.try_frame().await {

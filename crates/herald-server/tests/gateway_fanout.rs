@@ -92,7 +92,7 @@ async fn a_slow_reader_is_cut_off_without_holding_up_the_others() {
     assert_eq!(slow.frame().await["t"], "login_ok");
 
     // The fast client reads everything, concurrently.
-    let reader = tokio::spawn(async move {
+    let reader = support::spawn(async move {
         let mut got = Vec::new();
         while let Some(Ok(msg)) = fast.ws.next().await {
             if let Message::Text(t) = msg {

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 /// it waits for a socket. This task keeps a timer 1 ms ahead, so those jumps are 1 ms long and
 /// only `tokio::time::advance` moves time by much. Abort it before resuming.
 fn one_ms_ticker() -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async {
+    support::spawn(async {
         loop {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }

@@ -90,7 +90,7 @@ async fn broadcasts_racing_a_recovering_login_arrive_exactly_once() {
         // Broadcasts go out while alice logs in again.
         let sender = {
             let server = server.clone();
-            tokio::spawn(async move {
+            support::spawn(async move {
                 let mut sent = Vec::new();
                 for i in 0..6 {
                     sent.push(server.broadcast_text(&format!("r{round} b{i}")).await);

@@ -67,6 +67,18 @@ pub const HOUR_S: i64 = 3600;
 /// Upper bound of any wait for the server: only a broken server reaches it.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Runs a test's own task. The server's code must spawn on its TaskTracker (clippy.toml bans a
+/// bare `tokio::spawn` there); a test's tasks end with the test's runtime, which is all a test
+/// needs.
+#[allow(clippy::disallowed_methods)]
+pub fn spawn<F>(task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(task)
+}
+
 /// Polls `cond` until it holds; panics after [`PATIENCE`].
 pub async fn wait_for(what: &str, cond: impl FnMut() -> bool) {
     wait_for_with(what, cond, String::new).await

@@ -32,11 +32,11 @@ where
     S: Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    tokio::spawn(async move {
+    super::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { return };
             let s = state.clone();
-            tokio::spawn(async move {
+            super::spawn(async move {
                 let svc = service_fn(move |req| {
                     let answered = answer(s.clone(), req);
                     async move { Ok::<_, std::convert::Infallible>(answered.await) }
@@ -498,11 +498,11 @@ impl ApnsStandIn {
             problems: Mutex::default(),
         });
         let s = state.clone();
-        tokio::spawn(async move {
+        super::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { return };
                 let (s, acceptor) = (s.clone(), acceptor.clone());
-                tokio::spawn(async move {
+                super::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
                     if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
                         s.problems.lock().unwrap().push("client did not negotiate h2".into());
