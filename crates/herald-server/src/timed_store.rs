@@ -5,8 +5,8 @@
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use herald_store::{
-    BroadcastRecord, NodeRecord, PageDone, PushBinding, PushJob, PushJobTotals, RateDecision, Result, RowOutcome,
-    Store, UserChange, UserRecord,
+    Acceptance, BroadcastRecord, NodeRecord, PageDone, PushBinding, PushJob, PushJobTotals, RateDecision, Result,
+    RowOutcome, Store, UserChange, UserRecord,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +21,7 @@ pub const STORE_OPS: &[&str] = &[
     "remember_nonce",
     "try_acquire_broadcast_slot",
     "insert_broadcast",
+    "accept_broadcast",
     "get_broadcast",
     "add_broadcast_online_delivered",
     "add_broadcast_recovered",
@@ -106,6 +107,9 @@ impl Store for TimedStore {
     }
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()> {
         timed!(self, insert_broadcast(record))
+    }
+    async fn accept_broadcast(&self, record: &BroadcastRecord, per_second: u32, per_day: u32) -> Result<Acceptance> {
+        timed!(self, accept_broadcast(record, per_second, per_day))
     }
     async fn get_broadcast(&self, app_id: u32, message_id: u64) -> Result<Option<BroadcastRecord>> {
         timed!(self, get_broadcast(app_id, message_id))

@@ -80,6 +80,17 @@ pub enum RateDecision {
     PerDayExceeded,
 }
 
+/// Answer of [`Store::accept_broadcast`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Recorded (with its push job when it pushes offline); the rate slot is taken.
+    Accepted,
+    /// `from_user_id` is not a user of the app; nothing was written.
+    SenderUnknown,
+    /// A rate window is full; nothing was written.
+    Refused(RateDecision),
+}
+
 /// Vendor push channel of a binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PushProvider {
@@ -264,6 +275,22 @@ pub trait Store: Send + Sync + 'static {
     /// created in the same transaction (state `Pending`, no cursor), so an accepted broadcast
     /// can never lose its pushes to a crash between the two writes.
     async fn insert_broadcast(&self, record: &BroadcastRecord) -> Result<()>;
+    /// The durable steps of accepting a broadcast, as one step: the sender must exist, the app
+    /// must have a slot in both rate windows at `record.accepted_at_ms` (taken then), and the
+    /// record is inserted as [`Store::insert_broadcast`] does. A backend that can do it in one
+    /// transaction should (SQLite does); the default composes the single steps, which may
+    /// leave a slot taken when the insert then fails.
+    async fn accept_broadcast(&self, record: &BroadcastRecord, per_second: u32, per_day: u32) -> Result<Acceptance> {
+        if !self.user_exists(record.app_id, &record.from_user_id).await? {
+            return Ok(Acceptance::SenderUnknown);
+        }
+        match self.try_acquire_broadcast_slot(record.app_id, record.accepted_at_ms, per_second, per_day).await? {
+            RateDecision::Allowed => {}
+            refused => return Ok(Acceptance::Refused(refused)),
+        }
+        self.insert_broadcast(record).await?;
+        Ok(Acceptance::Accepted)
+    }
     async fn get_broadcast(&self, app_id: u32, message_id: u64) -> Result<Option<BroadcastRecord>>;
     /// Adds one node's online deliveries to the broadcast's count: in a cluster every node that
     /// fanned it out adds its own share.

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use herald_proto::frame::{self, ServerFrame, ZimMessage};
 use herald_proto::message::PushType;
 use herald_proto::ws::{self, Opcode};
-use herald_store::{BroadcastRecord, RateDecision, Store, StoreError};
+use herald_store::{Acceptance, BroadcastRecord, RateDecision, Store, StoreError};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -122,16 +122,13 @@ impl Broadcaster {
     /// returns — so once the API answers `Code: 0`, the offline pushes survive any crash.
     pub async fn accept(&self, limits: &AppLimits, broadcast: Broadcast) -> Result<Arc<Broadcast>, AcceptError> {
         let r = &broadcast.record;
-        if !self.store.user_exists(r.app_id, &r.from_user_id).await? {
-            return Err(AcceptError::SenderNotRegistered(r.from_user_id.clone()));
-        }
         let (per_second, per_day) = (limits.broadcast_per_second, limits.broadcast_per_day);
-        match self.store.try_acquire_broadcast_slot(r.app_id, r.accepted_at_ms, per_second, per_day).await? {
-            RateDecision::Allowed => {}
-            RateDecision::PerSecondExceeded => return Err(AcceptError::PerSecondExceeded(per_second)),
-            RateDecision::PerDayExceeded => return Err(AcceptError::PerDayExceeded(per_day)),
+        match self.store.accept_broadcast(r, per_second, per_day).await? {
+            Acceptance::Accepted => {}
+            Acceptance::SenderUnknown => return Err(AcceptError::SenderNotRegistered(r.from_user_id.clone())),
+            Acceptance::Refused(RateDecision::PerDayExceeded) => return Err(AcceptError::PerDayExceeded(per_day)),
+            Acceptance::Refused(_) => return Err(AcceptError::PerSecondExceeded(per_second)),
         }
-        self.store.insert_broadcast(r).await?;
         tracing::info!(app_id = r.app_id, message_id = r.message_id, push_type = %r.push_type, "broadcast accepted");
         let broadcast = Arc::new(broadcast);
         self.dispatch.dispatch(&broadcast);

@@ -1,7 +1,7 @@
 //! Broadcast records: exact round trip and the online count.
 
 use super::T0;
-use herald_store::{BroadcastRecord, MessageType, PushType, Store};
+use herald_store::{Acceptance, BroadcastRecord, MessageType, PushType, RateDecision, Store};
 
 /// Records round-trip exactly, u64 ids and counts above i64::MAX included.
 pub async fn broadcasts(store: &dyn Store) {
@@ -80,4 +80,41 @@ pub async fn recent_broadcasts(store: &dyn Store) {
     let newest = store.recent_broadcasts(app, T0 - 10_000, 2).await.expect("recent_broadcasts failed");
     assert_eq!(ids(newest), [14, u64::MAX], "recent: the cap keeps the newest");
     assert!(store.recent_broadcasts(app, T0 + 4_000, 10).await.unwrap().is_empty(), "recent: none that new");
+}
+
+/// Accepting a broadcast: an unknown sender or a full rate window writes nothing; an accepted
+/// one is recorded and takes its slot.
+pub async fn accept_broadcast(store: &dyn Store) {
+    let app = 4_000_000_050;
+    let record = |message_id: u64, from: &str, at: i64| BroadcastRecord {
+        app_id: app,
+        message_id,
+        from_user_id: from.into(),
+        message_type: MessageType::Text,
+        sub_type: 0,
+        push_type: PushType::OnlineAndOffline,
+        body_json: r#"{"Message":"hi"}"#.into(),
+        accepted_at_ms: at,
+        online_delivered: 0,
+        recovered_delivered: 0,
+    };
+    store.ensure_user(app, "admin", "", T0).await.expect("ensure_user");
+    let get = |id| async move { store.get_broadcast(app, id).await.expect("get_broadcast") };
+    assert_eq!(store.accept_broadcast(&record(1, "nobody", T0), 1, 2).await.unwrap(), Acceptance::SenderUnknown);
+    assert_eq!(get(1).await, None, "accept: an unknown sender writes nothing");
+    assert_eq!(store.accept_broadcast(&record(2, "admin", T0), 1, 2).await.unwrap(), Acceptance::Accepted);
+    assert_eq!(get(2).await, Some(record(2, "admin", T0)), "accept: recorded");
+    assert!(store.get_push_job(app, 2).await.unwrap().is_some(), "accept: with its push job");
+    assert_eq!(
+        store.accept_broadcast(&record(3, "admin", T0 + 500), 1, 2).await.unwrap(),
+        Acceptance::Refused(RateDecision::PerSecondExceeded)
+    );
+    assert_eq!(get(3).await, None, "accept: a refused one writes nothing");
+    assert_eq!(store.accept_broadcast(&record(4, "admin", T0 + 1_000), 1, 2).await.unwrap(), Acceptance::Accepted);
+    assert_eq!(
+        store.accept_broadcast(&record(5, "admin", T0 + 2_000), 1, 2).await.unwrap(),
+        Acceptance::Refused(RateDecision::PerDayExceeded),
+        "accept: two in the day already"
+    );
+    assert_eq!(store.count_broadcast_calls(app, T0).await.unwrap(), 2, "accept: only accepted calls took slots");
 }

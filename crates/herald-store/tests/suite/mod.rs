@@ -19,7 +19,7 @@ mod push;
 mod users;
 
 pub use apps::apps_isolated;
-pub use broadcasts::{broadcasts, recent_broadcasts};
+pub use broadcasts::{accept_broadcast, broadcasts, recent_broadcasts};
 pub use jobs::{push_job_lifecycle, push_jobs_recorded_with_broadcast, push_token_moves_and_dead_removal};
 pub use limits::{nonce_replay_and_expiry, rate_concurrent_acquires, rate_per_day_rolling, rate_per_second};
 pub use operator::operator_views;
@@ -42,6 +42,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     rate_concurrent_acquires(store.clone()).await;
     broadcasts(&*store).await;
     recent_broadcasts(&*store).await;
+    accept_broadcast(&*store).await;
     push_bind_rebind_unbind(&*store).await;
     push_paging(&*store).await;
     push_jobs_recorded_with_broadcast(&*store).await;
