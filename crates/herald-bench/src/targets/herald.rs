@@ -49,7 +49,14 @@ struct ClusterPart<'a> {
     subject_prefix: &'a str,
 }
 
-fn config(port: u16, data_dir: &Path, store_url: &str, cluster: Option<&ClusterPart>, args: &CommonArgs) -> String {
+/// Where one node listens: the API and gateway, and the admin listener (`/metrics`).
+#[derive(Clone, Copy)]
+struct Ports {
+    public: u16,
+    admin: u16,
+}
+
+fn config(ports: Ports, data_dir: &Path, store_url: &str, cluster: Option<&ClusterPart>, args: &CommonArgs) -> String {
     let cluster = cluster.map_or_else(String::new, |c| {
         format!(
             "\n[cluster]\nnode_id = {}\nnats_url = \"{}\"\nsubject_prefix = \"{}\"\n",
@@ -57,7 +64,7 @@ fn config(port: u16, data_dir: &Path, store_url: &str, cluster: Option<&ClusterP
         )
     });
     format!(
-        r#"listen = "127.0.0.1:{port}"
+        r#"listen = "127.0.0.1:{public}"
 data_dir = "{dir}"
 # Per-connection logging would be part of the measured cost; nats-server logs none by default.
 log = "warn"
@@ -65,9 +72,9 @@ log = "warn"
 [store]
 url = "{store_url}"
 
-# Several nodes run side by side: each takes any free port for its admin listener.
+# Each node's own port: `storm` and `soak` read the store-call counts from /metrics.
 [admin]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{admin}"
 {cluster}
 [[apps]]
 app_id = {app_id}
@@ -78,6 +85,8 @@ broadcast_per_second = 1000
 broadcast_per_day = 1000000
 message_max_bytes = 32768
 "#,
+        public = ports.public,
+        admin = ports.admin,
         dir = data_dir.display(),
         app_id = args.app_id,
         secret = args.secret,
@@ -104,31 +113,32 @@ pub fn broker_addr(url: &str) -> Result<SocketAddrV4> {
 }
 
 pub async fn start(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
-    let (server, addr) = match args.attach {
+    let (server, addr, admin_addr) = match args.attach {
         // Clients bind to 127.0.0.x source addresses, which only reach loopback anyway.
         Some(addr) if !matches!(addr.ip(), IpAddr::V4(ip) if ip.is_loopback()) => {
             bail!("--attach must be an address in 127.0.0.0/8, got {addr}")
         }
-        Some(addr) => (None, addr),
+        Some(addr) => (None, addr, None),
         None => {
             let bin = herald_bin(args)?;
-            let port = free_ports(1)?[0];
+            let free = free_ports(2)?;
+            let ports = Ports { public: free[0], admin: free[1] };
             let conf = tmp.path.join("herald.toml");
             let store = format!("sqlite://{}", tmp.path.join("herald.db").display());
-            std::fs::write(&conf, config(port, &tmp.path, &store, None, args))?;
+            std::fs::write(&conf, config(ports, &tmp.path, &store, None, args))?;
             let conf = conf.to_string_lossy().into_owned();
             let mut server =
                 ServerProc::spawn(&bin, &["serve", "--config", &conf], tmp.path.join("herald.log"), args.node_threads)?;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let addr = SocketAddr::from(([127, 0, 0, 1], ports.public));
             server.wait_listening(addr, Duration::from_secs(30)).await?;
-            (Some(server), addr)
+            (Some(server), addr, Some(SocketAddr::from(([127, 0, 0, 1], ports.admin))))
         }
     };
     let pid = server.as_ref().and_then(ServerProc::pid).or(args.server_pid);
     let mut api = Api::new(addr, args.app_id, args.secret.clone())?;
     api.register_sender().await.context("registering the sender")?;
     Ok(Running {
-        nodes: vec![Node { server, pid, ws_addr: addr }],
+        nodes: vec![Node { server, pid, ws_addr: addr, admin_addr }],
         ws_path: "/ws",
         sender: Sender::Herald(api),
         broker_pid: None,
@@ -174,20 +184,22 @@ pub async fn start_cluster(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
         db.name,
         conn_limit.map_or("none".into(), |l| l.to_string()),
     );
-    let ports = free_ports(args.nodes)?;
+    let free = free_ports(2 * args.nodes)?;
     let mut nodes: Vec<Node> = Vec::with_capacity(args.nodes);
-    for (i, &port) in ports.iter().enumerate() {
+    for (i, pair) in free.chunks(2).enumerate() {
+        let ports = Ports { public: pair[0], admin: pair[1] };
         let node_id = i + 1;
         let dir = tmp.path.join(format!("node{node_id}"));
         std::fs::create_dir_all(&dir)?;
         let part = ClusterPart { node_id, nats_url: &args.nats_url, subject_prefix: &db.name };
         let conf = dir.join("herald.toml");
-        std::fs::write(&conf, config(port, &dir, &db.url, Some(&part), args))?;
+        std::fs::write(&conf, config(ports, &dir, &db.url, Some(&part), args))?;
         let conf = conf.to_string_lossy().into_owned();
         let server = ServerProc::spawn(&bin, &["serve", "--config", &conf], dir.join("herald.log"), args.node_threads)?;
         let pid = server.pid();
-        let ws_addr = SocketAddr::from(([127, 0, 0, 1], port));
-        nodes.push(Node { server: Some(server), pid, ws_addr });
+        let ws_addr = SocketAddr::from(([127, 0, 0, 1], ports.public));
+        let admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], ports.admin)));
+        nodes.push(Node { server: Some(server), pid, ws_addr, admin_addr });
         if i == 0 {
             // Node 1 runs the migrations alone; the others find the schema in place.
             wait_node(&mut nodes[0]).await?;
@@ -278,11 +290,10 @@ impl Api {
             "PushType": 0,
         }))?;
         let (send_ns, answer) = self.call("SendMessageToAllUsers", body).await?;
-        let error = match answer["Code"].as_i64() {
-            Some(0) => None,
-            _ => Some(format!("{answer}")),
-        };
-        Ok(Sent { embedded_ns, send_ns, error })
+        let accepted = answer["Code"].as_i64() == Some(0);
+        let message_id = answer["RequestId"].as_str().and_then(|id| id.parse().ok()).filter(|_| accepted);
+        let error = (!accepted).then(|| format!("{answer}"));
+        Ok(Sent { embedded_ns, send_ns, error, message_id })
     }
 }
 
@@ -304,11 +315,14 @@ mod tests {
         let cli = crate::cli::Cli::parse_from(["herald-bench", "fanout"]);
         let crate::cli::Command::Fanout(f) = cli.command else { unreachable!() };
         let part = ClusterPart { node_id: 3, nats_url: "nats://127.0.0.1:4222", subject_prefix: "hb_1" };
-        let c = config(4000, Path::new("/tmp/x"), "postgres://h/db", Some(&part), &f.common);
+        let ports = Ports { public: 4000, admin: 4001 };
+        let c = config(ports, Path::new("/tmp/x"), "postgres://h/db", Some(&part), &f.common);
+        assert!(c.contains("listen = \"127.0.0.1:4000\"\n"));
+        assert!(c.contains("[admin]\nlisten = \"127.0.0.1:4001\"\n"));
         assert!(c.contains("[store]\nurl = \"postgres://h/db\"\n"));
         assert!(c.contains("[cluster]\nnode_id = 3\nnats_url = \"nats://127.0.0.1:4222\"\nsubject_prefix = \"hb_1\"\n"));
         assert!(c.find("[cluster]") < c.find("[[apps]]"));
-        let single = config(4000, Path::new("/tmp/x"), "sqlite:///tmp/x/h.db", None, &f.common);
+        let single = config(ports, Path::new("/tmp/x"), "sqlite:///tmp/x/h.db", None, &f.common);
         assert!(!single.contains("[cluster]"));
     }
 }

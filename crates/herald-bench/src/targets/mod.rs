@@ -118,6 +118,8 @@ pub struct Sent {
     pub embedded_ns: i64,
     pub send_ns: i64,
     pub error: Option<String>,
+    /// Herald: the accepted broadcast's message ID (the answer's `RequestId`).
+    pub message_id: Option<u64>,
 }
 
 /// How broadcasts reach the server under test.
@@ -141,6 +143,8 @@ pub struct Node {
     pub server: Option<ServerProc>,
     pub pid: Option<u32>,
     pub ws_addr: SocketAddr,
+    /// Herald: the admin listener (`/metrics`), when the tool started the node and so knows it.
+    pub admin_addr: Option<SocketAddr>,
 }
 
 /// The servers, ready for clients. Fields drop in order: the servers are killed before their

@@ -117,7 +117,12 @@ pub async fn start(args: &CommonArgs, tmp: TmpDir) -> Result<Running> {
             args.node_threads,
         )?;
         let pid = server.pid();
-        nodes.push(Node { server: Some(server), pid, ws_addr: SocketAddr::from(([127, 0, 0, 1], ports[i].ws)) });
+        nodes.push(Node {
+            server: Some(server),
+            pid,
+            ws_addr: SocketAddr::from(([127, 0, 0, 1], ports[i].ws)),
+            admin_addr: None,
+        });
     }
     for (node, p) in nodes.iter_mut().zip(&ports) {
         let server = node.server.as_mut().context("server")?;
@@ -208,7 +213,7 @@ impl Publisher {
         let mut writer = self.writer.lock().await;
         let send_ns = now_ns();
         writer.write_all(frame.as_bytes()).await?;
-        Ok(Sent { embedded_ns, send_ns, error: None })
+        Ok(Sent { embedded_ns, send_ns, error: None, message_id: None })
     }
 }
 
