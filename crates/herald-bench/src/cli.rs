@@ -23,6 +23,12 @@ pub enum Command {
     Fanout(FanoutArgs),
     /// Only connect and log in N clients: time to log in and server memory per connection.
     Logins(CommonArgs),
+    /// Reconnect storm: every client drops at once (or a node is killed) while broadcasts go on;
+    /// they come back with backoff and `since`, and must have every broadcast exactly once.
+    Storm(crate::recovery::storm::StormArgs),
+    /// Soak: clients for minutes, some reconnecting every second, bursts of bad requests; the
+    /// server's RSS and descriptors over time, and every broadcast exactly once.
+    Soak(crate::recovery::soak::SoakArgs),
     /// Offline push: N users with push bindings, one PushType 2 broadcast, pushes to a local stand-in.
     Push(crate::push::PushArgs),
     /// The floor: CPU per plain TCP send to each of N loopback sockets, without any server.
@@ -33,6 +39,9 @@ pub enum Command {
     /// Internal: a client worker process driven over stdin/stdout by `fanout`/`logins`.
     #[command(hide = true)]
     Worker,
+    /// Internal: a worker process of reconnecting clients driven by `storm`/`soak`.
+    #[command(hide = true)]
+    RecoveryWorker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ mod floor;
 mod payload;
 mod procfs;
 mod push;
+mod recovery;
 mod run;
 mod stats;
 mod targets;
@@ -26,6 +27,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Worker => worker::run(),
+        Command::RecoveryWorker => recovery::worker::run(),
+        Command::Storm(args) => recovery::storm::main(&args),
+        Command::Soak(args) => recovery::soak::main(&args),
         Command::Fanout(args) => parent(&args.common.clone(), Some(args)),
         Command::Logins(args) => parent(&args, None),
         Command::Push(args) => push::main(&args),

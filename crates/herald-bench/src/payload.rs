@@ -37,6 +37,15 @@ pub fn find_in_bcast(frame: &[u8]) -> Option<(u32, i64)> {
     parse(&frame[at + KEY.len()..])
 }
 
+/// The `messageID` of a Herald `bcast` frame (`..."messageID":"739...",...`), without a JSON parse.
+pub fn message_id_in_bcast(frame: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"messageID\":\"";
+    let at = frame.windows(KEY.len()).position(|w| w == KEY)?;
+    let (id, rest) = number(&frame[at + KEY.len()..])?;
+    rest.first().filter(|&&c| c == b'"')?;
+    Some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +65,9 @@ mod tests {
     fn finds_in_frame() {
         let frame = br#"{"t":"bcast","msg":{"messageID":"1","senderUserID":"bench-sender","timestamp":1,"type":1,"message":"b=2;t=99;xxxx","extendedData":""}}"#;
         assert_eq!(find_in_bcast(frame), Some((2, 99)));
+        assert_eq!(message_id_in_bcast(frame), Some(1));
+        assert_eq!(message_id_in_bcast(br#"{"messageID":"7391827364519283712"}"#), Some(7_391_827_364_519_283_712));
+        assert_eq!(message_id_in_bcast(br#"{"messageID":"12x"}"#), None);
         assert_eq!(find_in_bcast(br#"{"t":"pong","id":3}"#), None);
     }
 }

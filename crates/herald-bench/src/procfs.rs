@@ -16,6 +16,12 @@ pub fn rss_kb(pid: u32) -> Result<u64> {
         .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
 }
 
+/// Open file descriptors of a process (entries of /proc/PID/fd).
+pub fn open_fds(pid: u32) -> Result<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).with_context(|| format!("reading /proc/{pid}/fd"))?;
+    Ok(dir.count() as u64)
+}
+
 /// User + system CPU time of the whole process (all threads), in milliseconds.
 pub fn cpu_ms(pid: u32) -> Result<f64> {
     let stat =
@@ -129,6 +135,7 @@ mod tests {
     fn reads_own_process() {
         let pid = std::process::id();
         assert!(rss_kb(pid).unwrap() > 0);
+        assert!(open_fds(pid).unwrap() >= 3);
         assert!(cpu_ms(pid).unwrap() >= 0.0);
         let before = CpuSnap::read([pid]);
         let after = CpuSnap::read([pid, u32::MAX]);

@@ -114,7 +114,7 @@ fn sum<T: std::iter::Sum<T>>(values: impl IntoIterator<Item = Option<T>>) -> Opt
 
 /// Connection attempts in flight per worker: `--concurrency`, else 256, else for a Herald
 /// cluster 8 per node spread over the workers.
-fn login_concurrency(common: &CommonArgs) -> usize {
+pub fn login_concurrency(common: &CommonArgs) -> usize {
     if let Some(c) = common.concurrency {
         return c.max(1);
     }

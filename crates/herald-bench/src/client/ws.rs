@@ -147,6 +147,17 @@ impl WsConn {
         Ok(())
     }
 
+    /// Write bytes as they are, framed or not (the soak's garbage).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    /// Drop the connection without a close frame or FIN: with `SO_LINGER` 0, close(2) sends RST,
+    /// so the server sees what it sees when a client's network vanishes.
+    pub fn abort(self) {
+        let _ = socket2::SockRef::from(&self.stream).set_linger(Some(std::time::Duration::ZERO));
+    }
+
     /// xorshift64*: masks and keys need to vary, not to be secret.
     pub fn next_random(&mut self) -> u64 {
         self.rng ^= self.rng >> 12;
