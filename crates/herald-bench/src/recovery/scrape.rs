@@ -10,8 +10,9 @@ use anyhow::{bail, Context, Result};
 /// Counters of one node (or the sum over nodes), or their growth between two readings.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counters {
-    /// Store calls by method.
+    /// Store calls by method, and the seconds they took in all.
     pub store_ops: BTreeMap<String, f64>,
+    pub store_seconds: BTreeMap<String, f64>,
     /// `herald_logins_total{result="ok"}` / any other result.
     pub logins_ok: f64,
     pub logins_refused: f64,
@@ -26,6 +27,10 @@ impl Counters {
             if let Some(labels) = series.strip_prefix("herald_store_operation_duration_seconds_count{") {
                 if let Some(op) = label(labels, "op") {
                     *c.store_ops.entry(op.to_owned()).or_default() += value;
+                }
+            } else if let Some(labels) = series.strip_prefix("herald_store_operation_duration_seconds_sum{") {
+                if let Some(op) = label(labels, "op") {
+                    *c.store_seconds.entry(op.to_owned()).or_default() += value;
                 }
             } else if let Some(labels) = series.strip_prefix("herald_logins_total{") {
                 match label(labels, "result") {
@@ -42,20 +47,24 @@ impl Counters {
         for (op, n) in &other.store_ops {
             *self.store_ops.entry(op.clone()).or_default() += n;
         }
+        for (op, n) in &other.store_seconds {
+            *self.store_seconds.entry(op.clone()).or_default() += n;
+        }
         self.logins_ok += other.logins_ok;
         self.logins_refused += other.logins_refused;
     }
 
     /// Growth since `before`; ops that did not move are left out.
     pub fn since(&self, before: &Counters) -> Counters {
-        let store_ops = self
-            .store_ops
-            .iter()
-            .map(|(op, n)| (op.clone(), n - before.store_ops.get(op).copied().unwrap_or(0.0)))
-            .filter(|(_, n)| *n != 0.0)
-            .collect();
+        let grown = |now: &BTreeMap<String, f64>, then: &BTreeMap<String, f64>| -> BTreeMap<String, f64> {
+            now.iter()
+                .map(|(op, n)| (op.clone(), n - then.get(op).copied().unwrap_or(0.0)))
+                .filter(|(_, n)| *n != 0.0)
+                .collect()
+        };
         Counters {
-            store_ops,
+            store_ops: grown(&self.store_ops, &before.store_ops),
+            store_seconds: grown(&self.store_seconds, &before.store_seconds),
             logins_ok: self.logins_ok - before.logins_ok,
             logins_refused: self.logins_refused - before.logins_refused,
         }
@@ -106,6 +115,7 @@ mod tests {
         let c = Counters::parse(text);
         assert_eq!(c.store_ops.get("ensure_user"), Some(&5.0));
         assert_eq!(c.store_ops.get("insert_broadcast"), Some(&2.0));
+        assert_eq!(c.store_seconds.get("ensure_user"), Some(&0.01));
         assert_eq!((c.logins_ok, c.logins_refused), (4.0, 1.0));
         assert_eq!(c.store_total(), 7.0);
         let mut twice = c.clone();

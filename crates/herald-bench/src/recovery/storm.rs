@@ -62,6 +62,8 @@ pub struct OpCount {
     pub per_login: f64,
     /// `(window − background) / logins`.
     pub net_per_login: f64,
+    /// Mean time one call took in the window, in ms.
+    pub mean_ms: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -140,6 +142,10 @@ pub struct StormReport {
     pub broadcasts_before_drop: usize,
     pub broadcasts_during: usize,
     pub api_errors: usize,
+    /// Slowest `SendMessageToAllUsers` call: before the drop, and from the drop until all had
+    /// recovered.
+    pub api_max_ms_before: f64,
+    pub api_max_ms_during: f64,
     pub api_max_ms: f64,
     pub first_error: Option<String>,
     /// The measured window: from the drop until the tool saw every client caught up.
@@ -254,6 +260,8 @@ async fn run(args: &StormArgs) -> Result<StormReport> {
         bail!("no broadcast accepted before the drop: {}", fleet.first_api_error.as_deref().unwrap_or("?"));
     }
     report.broadcasts_before_drop = fleet.accepted.len();
+    report.api_max_ms_before = round3(fleet.api_max_ms);
+    fleet.api_max_ms = 0.0;
     report.load_drop = procfs::loadavg();
     let before = cost::read(&running, &http, &alive).await;
     let tool_before = fleet.cpu_ms();
@@ -288,6 +296,7 @@ async fn run(args: &StormArgs) -> Result<StormReport> {
         _ => None,
     };
     report.broadcasts_during = fleet.accepted.len() - report.broadcasts_before_drop;
+    report.api_max_ms_during = round3(fleet.api_max_ms);
     if all_back {
         eprintln!("herald-bench: every client back and caught up after {:.2} s", dropped.elapsed().as_secs_f64());
     } else {
@@ -313,7 +322,7 @@ async fn run(args: &StormArgs) -> Result<StormReport> {
     report.broadcasts_sent = fleet.sent;
     report.broadcasts_accepted = fleet.accepted.len();
     report.api_errors = fleet.api_errors;
-    report.api_max_ms = round3(fleet.api_max_ms);
+    report.api_max_ms = round3(fleet.api_max_ms.max(report.api_max_ms_before).max(report.api_max_ms_during));
     if report.first_error.is_none() {
         report.first_error.clone_from(&fleet.first_api_error);
     }
@@ -411,11 +420,13 @@ fn fill(
     for op in ops {
         let n = window.counters.store_ops.get(op).copied().unwrap_or(0.0);
         let bg = bg_ops.get(op).copied().unwrap_or(0.0);
+        let seconds = window.counters.store_seconds.get(op).copied().unwrap_or(0.0);
         let count = OpCount {
             window: n,
             background: round3(bg),
             per_login: per_login(n).unwrap_or(0.0),
             net_per_login: per_login(n - bg).unwrap_or(0.0),
+            mean_ms: (n > 0.0).then(|| round3(seconds * 1000.0 / n)),
         };
         r.store_ops_by_op.insert(op.clone(), count);
     }
@@ -484,8 +495,14 @@ pub fn summary(r: &StormReport) -> String {
         r.reconnect_attempts, r.reconnect_failures, r.drop_s, r.unplanned_losses, r.gave_up
     );
     s += &format!(
-        "broadcasts            : {} accepted of {} ({} before the drop, {} during recovery), {} API errors, slowest API call {:.1} ms\n",
-        r.broadcasts_accepted, r.broadcasts_sent, r.broadcasts_before_drop, r.broadcasts_during, r.api_errors, r.api_max_ms
+        "broadcasts            : {} accepted of {} ({} before the drop, {} during recovery), {} API errors; slowest API call {:.1} ms before the drop, {:.1} ms during recovery\n",
+        r.broadcasts_accepted,
+        r.broadcasts_sent,
+        r.broadcasts_before_drop,
+        r.broadcasts_during,
+        r.api_errors,
+        r.api_max_ms_before,
+        r.api_max_ms_during
     );
     s += &format!(
         "server CPU            : {:.0} ms in the {:.2} s window = {} µs per login (background {:.0} ms; net {} µs per login); nodes {:.0} ms, NATS {}, PostgreSQL {}\n",
@@ -508,8 +525,12 @@ pub fn summary(r: &StormReport) -> String {
     );
     for (op, c) in &r.store_ops_by_op {
         s += &format!(
-            "  {op:<32}: {:>9} (background {:>9.1}) = {:.3} per login, net {:.3}\n",
-            c.window, c.background, c.per_login, c.net_per_login
+            "  {op:<32}: {:>9} (background {:>9.1}) = {:.3} per login, net {:.3}; {} ms each\n",
+            c.window,
+            c.background,
+            c.per_login,
+            c.net_per_login,
+            opt(c.mean_ms)
         );
     }
     for n in &r.per_node {
