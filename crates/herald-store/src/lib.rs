@@ -27,6 +27,12 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The SQLite store's own connections (sqlx only runs its migrations).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A call after [`SqliteStore::close`].
+    #[error("the store is closed")]
+    Closed,
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported store url {0:?}: expected sqlite://PATH, sqlite::memory: or postgres://...")]

@@ -19,18 +19,18 @@ pub(crate) trait Columns {
     fn small_int(&self, column: &str) -> Result<i64>;
 }
 
-impl Columns for sqlx::sqlite::SqliteRow {
+impl Columns for rusqlite::Row<'_> {
     fn text(&self, column: &str) -> Result<String> {
-        Ok(self.try_get(column)?)
+        Ok(self.get(column)?)
     }
     fn text_opt(&self, column: &str) -> Result<Option<String>> {
-        Ok(self.try_get(column)?)
+        Ok(self.get(column)?)
     }
     fn int(&self, column: &str) -> Result<i64> {
-        Ok(self.try_get(column)?)
+        Ok(self.get(column)?)
     }
     fn int_opt(&self, column: &str) -> Result<Option<i64>> {
-        Ok(self.try_get(column)?)
+        Ok(self.get(column)?)
     }
     fn small_int(&self, column: &str) -> Result<i64> {
         self.int(column)
