@@ -107,15 +107,18 @@ impl Gateway {
                     return tracing::debug!(error = %e, "websocket upgrade failed");
                 }
             };
+            // Each session's future on the heap at its own size: inline, this task would be as
+            // large as the larger of the two (the TLS one), for every plain connection too.
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let (reader, writer) = parts.io.into_inner().into_split();
-                    session::run(gw.clone(), ticket, reader, session::Writer::Direct(writer), parts.read_buf).await
+                    let direct = session::Writer::Direct(writer);
+                    Box::pin(session::run(gw.clone(), ticket, reader, direct, parts.read_buf)).await
                 }
                 Err(upgraded) => {
                     let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
-                    session::run(gw.clone(), ticket, reader, session::Writer::Queued(Box::new(writer)), Bytes::new())
-                        .await
+                    let queued = session::Writer::Queued(Box::new(writer));
+                    Box::pin(session::run(gw.clone(), ticket, reader, queued, Bytes::new())).await
                 }
             }
             gw.connections.fetch_sub(1, Ordering::AcqRel);

@@ -73,7 +73,8 @@ pub async fn run<R: AsyncRead + Unpin>(
     let burst = f64::from(gw.cfg.client_frames_per_second) * 2.0;
     let mut s = Session { gw, ticket, handle, user: None, flood_tokens: burst, flood_at: Instant::now() };
     let ending = s.drive(&mut reader, &mut queued, leftover).await;
-    s.finish(ending, queued, &mut reader).await;
+    // Boxed: the closing handshake's state exists only while closing, not for the session's life.
+    Box::pin(s.finish(ending, queued, &mut reader)).await;
 }
 
 impl Session {
@@ -159,6 +160,10 @@ impl Session {
             };
             let warn_at = self.token_warning_at();
             let expire_at = self.token_expiry_at();
+            // One timer for all four deadlines: every future in the select below is part of
+            // this task's state for the session's whole life, and a timer is ~100 bytes.
+            let next = [stall_deadline, Some(deadline), warn_at, expire_at].into_iter().flatten().min();
+            let next = next.unwrap_or(deadline);
             let direct = self.handle.clone();
             tokio::select! {
                 biased;
@@ -171,20 +176,25 @@ impl Session {
                     Ok(_) => {}
                 },
                 _ = async { direct.direct().expect("backlog implies a direct socket").writable().await }, if backlog => {}
-                _ = sleep_until(stall_deadline.unwrap_or(deadline)), if stall_deadline.is_some() => {
-                    return Ending::new(close::SLOW_CONSUMER, "slow consumer: socket stopped draining");
-                }
-                _ = sleep_until(deadline) => {
-                    return if self.user.is_some() {
-                        Ending::new(close::HEARTBEAT_TIMEOUT, "heartbeat timeout")
-                    } else {
-                        Ending::new(close::LOGIN_TIMEOUT, "no login within the deadline")
-                    };
-                }
-                _ = sleep_until(warn_at.unwrap_or(deadline)), if warn_at.is_some() => self.warn_token(),
-                _ = sleep_until(expire_at.unwrap_or(deadline)), if expire_at.is_some() => {
-                    if let Some(end) = self.end_if_token_expired() {
-                        return end;
+                _ = sleep_until(next) => {
+                    let now = Instant::now();
+                    if stall_deadline.is_some_and(|d| d <= now) {
+                        return Ending::new(close::SLOW_CONSUMER, "slow consumer: socket stopped draining");
+                    }
+                    if deadline <= now {
+                        return if self.user.is_some() {
+                            Ending::new(close::HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                        } else {
+                            Ending::new(close::LOGIN_TIMEOUT, "no login within the deadline")
+                        };
+                    }
+                    if warn_at.is_some_and(|w| w <= now) {
+                        self.warn_token();
+                    }
+                    if expire_at.is_some_and(|e| e <= now) {
+                        if let Some(end) = self.end_if_token_expired() {
+                            return end;
+                        }
                     }
                 }
             }
@@ -277,7 +287,8 @@ impl Session {
             (ClientFrame::Login(login), None) => {
                 // Only configured apps become label values: a client cannot grow the registry.
                 let app = if gw.apps.contains_key(&login.app_id) { login.app_id.to_string() } else { "unknown".into() };
-                match requests::login(gw, &self.handle, login).await {
+                // Boxed, as it runs once: its state need not be part of the session's for life.
+                match Box::pin(requests::login(gw, &self.handle, login)).await {
                     Ok(user) => {
                         // `login_ok` went out through the hub.
                         gw.metrics.logins.inc(&[&app, "ok"]);
@@ -295,13 +306,13 @@ impl Session {
             (_, None) => Err(Refusal::NotLoggedIn),
             (ClientFrame::Ping { id }, Some(_)) => Ok(ServerFrame::Pong { id }),
             (ClientFrame::SetPushId { id, push_id, provider }, Some(user)) => {
-                requests::set_push_id(gw, user, push_id, &provider)
+                Box::pin(requests::set_push_id(gw, user, push_id, &provider))
                     .await
                     .map(|()| ServerFrame::Ack { id, token_expire: None })
             }
             (ClientFrame::RenewToken { id, token }, Some(user)) => requests::renew_token(gw, user, &token)
                 .map(|expire| ServerFrame::Ack { id, token_expire: Some(expire) }),
-            (ClientFrame::Logout { id }, Some(user)) => match requests::logout(gw, user).await {
+            (ClientFrame::Logout { id }, Some(user)) => match Box::pin(requests::logout(gw, user)).await {
                 Ok(()) => {
                     self.send(&ServerFrame::Ack { id, token_expire: None });
                     return Some(Ending::new(close::NORMAL, "logged out"));
@@ -377,11 +388,12 @@ impl Session {
             // A socket closed with unread input is reset, and a reset can destroy what the
             // client has not read yet — the close frame above all (a flooding client has plenty
             // in flight). So its input is read and thrown away until it closes too, briefly.
-            let _ = timeout(CLOSE_DRAIN_TIMEOUT, async {
-                let mut sink = [0u8; 4096];
-                while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
-            })
-            .await;
+            // On the heap, and only now: a buffer in this future's state would sit in every
+            // session's task for its whole life (4 KB each, doubling memory per connection).
+            let mut sink = vec![0u8; 4096];
+            let _ =
+                timeout(CLOSE_DRAIN_TIMEOUT, async { while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {} })
+                    .await;
         }
     }
 }
