@@ -85,6 +85,18 @@ pub fn listener_pid(ip: Ipv4Addr, port: u16) -> Option<u32> {
     None
 }
 
+/// Busy time of all CPUs since boot (the `cpu` line of /proc/stat without idle and iowait), ms.
+pub fn machine_busy_ms() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().and_then(|l| l.strip_prefix("cpu ")).ok_or_else(|| anyhow!("odd /proc/stat"))?;
+    let ticks: Vec<u64> = line.split_whitespace().take(8).filter_map(|f| f.parse().ok()).collect();
+    if ticks.len() < 8 {
+        return Err(anyhow!("odd /proc/stat cpu line: {line}"));
+    }
+    let busy = ticks.iter().sum::<u64>() - ticks[3] - ticks[4];
+    Ok(busy as f64 * 1000.0 / clock_ticks_per_second())
+}
+
 /// The 1, 5 and 15 minute load averages.
 pub fn loadavg() -> Option<[f64; 3]> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
@@ -142,6 +154,7 @@ mod tests {
         assert!(after.since(&before) >= 0.0);
         assert!(after.since(&CpuSnap::default()) >= after.since(&before));
         assert!(loadavg().is_some());
+        assert!(machine_busy_ms().unwrap() > 0.0);
         assert!(nofile_limit() > 0);
     }
 

@@ -216,7 +216,7 @@ async fn run(args: &PushArgs) -> Result<Report> {
     let server_cpu0 = procfs::cpu_ms(pid)?;
     let standin_cpu0 = stand_in.stats.cpu_ms();
     let bench_cpu0 = procfs::cpu_ms(std::process::id())?;
-    let machine0 = machine_busy_ms()?;
+    let machine0 = procfs::machine_busy_ms()?;
 
     let body = json!({
         "FromUserId": SENDER,
@@ -262,7 +262,7 @@ async fn run(args: &PushArgs) -> Result<Report> {
         _ => None,
     };
     let bench_cpu_ms = procfs::cpu_ms(std::process::id())? - bench_cpu0;
-    let machine_cpu_ms = machine_busy_ms()? - machine0;
+    let machine_cpu_ms = procfs::machine_busy_ms()? - machine0;
     let rss_after = status_kb(pid, "VmRSS:")?;
     let hwm = status_kb(pid, "VmHWM:")?;
     let _ = server.child.kill().await;
@@ -412,20 +412,6 @@ fn status_kb(pid: u32, key: &str) -> Result<u64> {
         .ok_or_else(|| anyhow!("no {key} in /proc/{pid}/status"))
 }
 
-/// Busy time of all CPUs since boot (the `cpu` line of /proc/stat without idle and iowait), ms.
-fn machine_busy_ms() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let line = stat.lines().next().and_then(|l| l.strip_prefix("cpu ")).ok_or_else(|| anyhow!("odd /proc/stat"))?;
-    let ticks: Vec<u64> = line.split_whitespace().take(8).filter_map(|f| f.parse().ok()).collect();
-    if ticks.len() < 8 {
-        bail!("odd /proc/stat cpu line: {line}");
-    }
-    let busy = ticks.iter().sum::<u64>() - ticks[3] - ticks[4];
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    Ok(busy as f64 * 1000.0 / if hz > 0 { hz as f64 } else { 100.0 })
-}
-
 pub fn summary(r: &Report) -> String {
     let opt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
     format!(
@@ -494,6 +480,6 @@ mod tests {
         assert!(c.contains("[apps.push]\npage_size = 250\n"));
         assert!(c.find("[apps.push]") < c.find("[apps.push.webhook]"));
         assert!(status_kb(std::process::id(), "VmHWM:").unwrap() > 0);
-        assert!(machine_busy_ms().unwrap() > 0.0);
+        assert!(procfs::machine_busy_ms().unwrap() > 0.0);
     }
 }

@@ -13,6 +13,9 @@ use crate::targets::Running;
 /// Everything read at one moment.
 pub struct Reading {
     at: Instant,
+    /// Busy time of every CPU of the machine, and of this process (the parent).
+    machine: Option<f64>,
+    parent: Option<f64>,
     nodes_cpu: Vec<Option<f64>>,
     broker_cpu: Option<f64>,
     store_cpu: Option<CpuSnap>,
@@ -23,6 +26,8 @@ pub struct Reading {
 #[derive(Debug, Clone, Default)]
 pub struct Cost {
     pub secs: f64,
+    pub machine_cpu_ms: Option<f64>,
+    pub parent_cpu_ms: Option<f64>,
     /// Per node; None when it was not alive at both readings.
     pub nodes_cpu_ms: Vec<Option<f64>>,
     pub broker_cpu_ms: Option<f64>,
@@ -52,6 +57,8 @@ impl Cost {
 /// Read CPU times and `/metrics` of the nodes that are `alive`.
 pub async fn read(running: &Running, http: &reqwest::Client, alive: &[bool]) -> Reading {
     let at = Instant::now();
+    let machine = procfs::machine_busy_ms().ok();
+    let parent = procfs::cpu_ms(std::process::id()).ok();
     let live = |i: usize| alive.get(i).copied().unwrap_or(false);
     let nodes_cpu = running
         .nodes
@@ -75,7 +82,7 @@ pub async fn read(running: &Running, http: &reqwest::Client, alive: &[bool]) -> 
         };
         counters.push(c);
     }
-    Reading { at, nodes_cpu, broker_cpu, store_cpu, counters }
+    Reading { at, machine, parent, nodes_cpu, broker_cpu, store_cpu, counters }
 }
 
 impl Reading {
@@ -91,6 +98,8 @@ impl Reading {
         }
         Cost {
             secs: (self.at - before.at).as_secs_f64(),
+            machine_cpu_ms: diff(self.machine, before.machine),
+            parent_cpu_ms: diff(self.parent, before.parent),
             nodes_cpu_ms,
             broker_cpu_ms: diff(self.broker_cpu, before.broker_cpu),
             store_cpu_ms: match (&self.store_cpu, &before.store_cpu) {

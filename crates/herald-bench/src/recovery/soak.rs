@@ -150,7 +150,11 @@ pub struct SoakReport {
     pub store_ops_by_op: BTreeMap<String, f64>,
     pub server_logins_ok: f64,
     pub server_logins_refused: f64,
+    /// The load tool's CPU over the soak (workers and this process), every CPU's busy time, and
+    /// what is left: other processes and interrupts.
     pub tool_cpu_ms: Option<f64>,
+    pub machine_cpu_ms: Option<f64>,
+    pub other_cpu_ms: Option<f64>,
     pub load_start: Option<[f64; 3]>,
     pub load_end: Option<[f64; 3]>,
     pub samples: Vec<Sample>,
@@ -304,8 +308,13 @@ async fn run(args: &SoakArgs) -> Result<SoakReport> {
         eprintln!("herald-bench: not every client had every broadcast {} s after the soak", args.grace_s);
     }
     let whole = cost::read(&running, &http, &alive).await.since(&start_reading);
-    report.tool_cpu_ms = match (tool_before, fleet.cpu_ms()) {
-        (Some(a), Some(b)) => Some(round3(b - a)),
+    report.tool_cpu_ms = match (tool_before, fleet.cpu_ms(), whole.parent_cpu_ms) {
+        (Some(a), Some(b), Some(me)) => Some(round3(b - a + me)),
+        _ => None,
+    };
+    report.machine_cpu_ms = whole.machine_cpu_ms.map(round3);
+    report.other_cpu_ms = match (report.machine_cpu_ms, report.tool_cpu_ms) {
+        (Some(m), Some(t)) => Some(round3(m - t - whole.total_ms())),
         _ => None,
     };
     let verdicts = fleet.verdicts(Duration::from_secs(120)).await?;
@@ -420,6 +429,13 @@ pub fn summary(r: &SoakReport) -> String {
     s += &format!(
         "broadcasts            : {} accepted of {}, {} API errors, slowest API call {:.1} ms\n",
         r.broadcasts_accepted, r.broadcasts_sent, r.api_errors, r.api_max_ms
+    );
+    s += &format!(
+        "CPU                   : server {:.0} ms, tool {} ms, others {} ms (of {} ms busy)\n",
+        r.server_cpu_ms,
+        opt(r.tool_cpu_ms),
+        opt(r.other_cpu_ms),
+        opt(r.machine_cpu_ms)
     );
     s += &format!(
         "bad requests          : {} in {} bursts, {} not answered as documented\n",

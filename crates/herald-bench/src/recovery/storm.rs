@@ -163,7 +163,11 @@ pub struct StormReport {
     /// Logins the nodes counted in the window (`herald_logins_total`), accepted and refused.
     pub server_logins_ok: f64,
     pub server_logins_refused: f64,
+    /// The load tool's CPU in the window (workers and this process), every CPU's busy time
+    /// (/proc/stat), and what is left: other processes and interrupts. Near 0 on a quiet machine.
     pub tool_cpu_ms: Option<f64>,
+    pub machine_cpu_ms: Option<f64>,
+    pub other_cpu_ms: Option<f64>,
     pub load_start: Option<[f64; 3]>,
     pub load_drop: Option<[f64; 3]>,
     pub load_end: Option<[f64; 3]>,
@@ -291,8 +295,14 @@ async fn run(args: &StormArgs) -> Result<StormReport> {
         })
         .await?;
     let after = cost::read(&running, &http, &alive).await;
-    report.tool_cpu_ms = match (tool_before, fleet.cpu_ms()) {
-        (Some(a), Some(b)) => Some(round3(b - a)),
+    let window = after.since(&before);
+    report.tool_cpu_ms = match (tool_before, fleet.cpu_ms(), window.parent_cpu_ms) {
+        (Some(a), Some(b), Some(me)) => Some(round3(b - a + me)),
+        _ => None,
+    };
+    report.machine_cpu_ms = window.machine_cpu_ms.map(round3);
+    report.other_cpu_ms = match (report.machine_cpu_ms, report.tool_cpu_ms) {
+        (Some(m), Some(t)) => Some(round3(m - t - window.total_ms())),
         _ => None,
     };
     report.broadcasts_during = fleet.accepted.len() - report.broadcasts_before_drop;
@@ -330,7 +340,7 @@ async fn run(args: &StormArgs) -> Result<StormReport> {
     running.stop().await;
     report.load_end = procfs::loadavg();
 
-    fill(&mut report, &verdicts, &ready.node_ok, &running, &alive, &before.since(&quiet), &after.since(&before));
+    fill(&mut report, &verdicts, &ready.node_ok, &running, &alive, &before.since(&quiet), &window);
     Ok(report)
 }
 
@@ -505,7 +515,7 @@ pub fn summary(r: &StormReport) -> String {
         r.api_max_ms_during
     );
     s += &format!(
-        "server CPU            : {:.0} ms in the {:.2} s window = {} µs per login (background {:.0} ms; net {} µs per login); nodes {:.0} ms, NATS {}, PostgreSQL {}\n",
+        "server CPU            : {:.0} ms in the {:.2} s window = {} µs per login (background {:.0} ms; net {} µs per login); nodes {:.0} ms, NATS {}, PostgreSQL {}; tool {} ms, others {} ms\n",
         r.server_cpu_ms,
         r.window_s,
         opt(r.server_cpu_us_per_login),
@@ -513,7 +523,9 @@ pub fn summary(r: &StormReport) -> String {
         opt(r.server_cpu_us_per_login_net),
         r.nodes_cpu_ms,
         opt(r.broker_cpu_ms),
-        opt(r.store_cpu_ms)
+        opt(r.store_cpu_ms),
+        opt(r.tool_cpu_ms),
+        opt(r.other_cpu_ms)
     );
     s += &format!(
         "store calls           : {} in the window = {} per login (net of background {}); server logins ok {}, refused {}\n",
