@@ -69,7 +69,7 @@ async fn metrics_follow_logins_broadcasts_push_and_closes() {
     assert_eq!(value(&m, "herald_api_requests_total{action=\"SendMessageToAllUsers\",code=\"0\"}"), 1.0);
     assert_eq!(value(&m, "herald_api_requests_total{action=\"SendMessageToAllUsers\",code=\"660000002\"}"), 1.0);
     assert_eq!(value(&m, "herald_api_request_duration_seconds_count{action=\"SendMessageToAllUsers\"}"), 2.0);
-    assert!(value(&m, "herald_store_operation_duration_seconds_count{op=\"insert_broadcast\"}") >= 1.0);
+    assert!(value(&m, "herald_store_operation_duration_seconds_count{op=\"accept_broadcast\"}") >= 1.0);
 
     // A push job: one offline device, one webhook send.
     bind_all(&server.store().await, &[binding(APP_ID, "carol", "phone", "tok-carol", PushProvider::Webhook)]).await;
