@@ -2,11 +2,12 @@
 //! the calling thread through rusqlite ([`connections`] says why and how); sqlx only runs the
 //! migrations at open, so databases made by earlier versions keep their `_sqlx_migrations`.
 
+mod checkpoint;
 mod connections;
 mod open;
 mod steps;
 
-use self::connections::{retry_busy, Connections};
+use self::connections::{retry_busy, Connections, WriteTx};
 use self::steps::{collect, count, insert_broadcast_rows, json_ids, take_rate_slot};
 use crate::rows;
 use crate::{
@@ -14,7 +15,7 @@ use crate::{
     RateDecision, Result, RowOutcome, Store, StoreError, UserChange, UserRecord,
 };
 use async_trait::async_trait;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection};
 use std::sync::Arc;
 
 const USER_COLUMNS: &str = "user_id, user_name, user_avatar, extra, created_at_ms";
@@ -52,17 +53,14 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer, on this thread.
-    async fn write<T>(&self, mut f: impl FnMut(&mut Connection) -> Result<T> + Send) -> Result<T> {
+    async fn write<T>(&self, mut f: impl FnMut(&Connection) -> Result<T> + Send) -> Result<T> {
         retry_busy(|| std::future::ready(self.conns.write(&mut f))).await
     }
 
-    /// Runs `f` in a write transaction on the writer, on this thread. `BEGIN IMMEDIATE` takes
-    /// SQLite's write lock first, which matters when another process shares the file: a
-    /// deferred transaction that reads before writing could count a free slot another process
-    /// is about to take. An error (or a panic) before the commit rolls it back.
+    /// Runs `f` in a [`WriteTx`] on the writer, on this thread, and commits.
     async fn write_tx<T>(&self, mut f: impl FnMut(&Connection) -> Result<T> + Send) -> Result<T> {
         self.write(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = WriteTx::begin(conn)?;
             let value = f(&tx)?;
             tx.commit()?;
             Ok(value)
@@ -207,7 +205,7 @@ impl Store for SqliteStore {
         per_day: u32,
     ) -> Result<RateDecision> {
         self.write(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = WriteTx::begin(conn)?;
             let decision = take_rate_slot(&tx, app_id, now_ms, per_second, per_day)?;
             if decision == RateDecision::Allowed {
                 tx.commit()?;
@@ -226,7 +224,7 @@ impl Store for SqliteStore {
         // failed insert gives the rate slot back.
         let (app_id, now_ms) = (record.app_id, record.accepted_at_ms);
         self.write(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = WriteTx::begin(conn)?;
             let sender_known = tx
                 .prepare_cached("SELECT 1 FROM users WHERE app_id = ? AND user_id = ?")?
                 .exists(params![app_id, record.from_user_id])?;

@@ -1,5 +1,6 @@
 //! The SQLite store's connections: one writer and a few readers, each behind its own mutex and
-//! used on the calling thread, plus a thread that checkpoints the WAL off the request path.
+//! used on the calling thread, and the [`Checkpointer`] that keeps WAL checkpoints off the
+//! request path.
 //!
 //! Why inline: a statement here costs microseconds, and handing it to a connection's own thread
 //! (as sqlx's driver does) costs more than that in wake-ups and context switches, several times
@@ -8,14 +9,13 @@
 //! and the store retries asynchronously, see `retry_busy` in the parent) and never a checkpoint
 //! (the writer's auto-checkpoint is off; [`Checkpointer`] does it).
 
+use super::checkpoint::Checkpointer;
 use crate::{Result, StoreError};
 use rusqlite::{Connection, OpenFlags};
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 /// Read connections beside the writer; WAL lets them run while it writes. Kept small: the
@@ -24,10 +24,6 @@ const READ_CONNECTIONS: usize = 4;
 
 /// Each connection caches the statements it has prepared; the writer runs about twenty.
 const STATEMENT_CACHE: usize = 64;
-
-/// How often the WAL is copied back into the database. The WAL holds about this much of the
-/// writes in between; a passive checkpoint never waits for (nor stalls) the writer.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Once the WAL has been checkpointed whole, the writer starts it over and cuts the file back
 /// to this size: it bounds the disk a burst (a login storm) leaves behind, while a steady load
@@ -72,6 +68,8 @@ pub(super) struct Connections {
     /// Empty for an in-memory database, which lives only in its one connection.
     readers: Vec<Slot>,
     next_reader: AtomicUsize,
+    /// Write calls so far: the checkpointer's measure of how much the WAL has grown.
+    writes: Arc<AtomicU64>,
     checkpointer: Mutex<Option<Checkpointer>>,
 }
 
@@ -94,11 +92,13 @@ impl Connections {
             reader.pragma_update(None, "query_only", true)?;
             readers.push(Slot::new(reader));
         }
-        let checkpointer = Checkpointer::start(open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?)?;
+        let writes = Arc::new(AtomicU64::new(0));
+        let checkpointer = Checkpointer::start(open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?, writes.clone())?;
         Ok(Connections {
             writer: Slot::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            writes,
             checkpointer: Mutex::new(Some(checkpointer)),
         })
     }
@@ -114,19 +114,21 @@ impl Connections {
             writer: Slot::new(open(Path::new(name), flags)?),
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
+            writes: Arc::new(AtomicU64::new(0)),
             checkpointer: Mutex::new(None),
         })
     }
 
     /// Runs `f` on the writer, on this thread.
-    pub fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        f(self.writer.lock().as_mut().ok_or(StoreError::Closed)?)
+    pub fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        f(self.writer.lock().as_ref().ok_or(StoreError::Closed)?)
     }
 
     /// Runs `f` on a reader, on this thread: a free one if any, else it waits for one.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         if self.readers.is_empty() {
-            return self.write(|conn| f(conn));
+            return f(self.writer.lock().as_ref().ok_or(StoreError::Closed)?);
         }
         let n = self.readers.len();
         let first = self.next_reader.fetch_add(1, Ordering::Relaxed);
@@ -155,6 +157,45 @@ impl std::fmt::Debug for Connections {
     }
 }
 
+/// A write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock first, which matters when
+/// another process shares the file: a deferred transaction that reads before writing could
+/// count a free slot another process is about to take. Its statements are cached, unlike
+/// rusqlite's `Transaction`, which parses them again each time (a tenth of a small
+/// transaction). Dropped uncommitted (an error, a refusal, a panic), it rolls back.
+pub(super) struct WriteTx<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> WriteTx<'c> {
+    pub fn begin(conn: &'c Connection) -> Result<WriteTx<'c>> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(WriteTx { conn })
+    }
+
+    pub fn commit(self) -> Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        // After a commit the connection is back in autocommit: nothing to undo.
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.prepare_cached("ROLLBACK").and_then(|mut rollback| rollback.execute([])) {
+                tracing::error!(error = %e, "sqlite rollback failed");
+            }
+        }
+    }
+}
+
 fn open(path: &Path, flags: OpenFlags) -> Result<Connection> {
     // NO_MUTEX: each connection is used by one thread at a time, under its Slot's mutex.
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
@@ -164,39 +205,6 @@ fn open(path: &Path, flags: OpenFlags) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
-}
-
-/// The thread that moves the WAL into the database every [`CHECKPOINT_INTERVAL`], so no commit
-/// on a request's path ever does it. It stops when asked or when the store is dropped.
-struct Checkpointer {
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
-}
-
-impl Checkpointer {
-    fn start(conn: Connection) -> Result<Checkpointer> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("herald-sqlite-checkpoint".into())
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_INTERVAL) {
-                    // PASSIVE copies what no reader still needs and never waits for the writer.
-                    // What it cannot copy now (a reader on an old snapshot) it copies next time.
-                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(0));
-                    if let Err(e) = done {
-                        tracing::warn!(error = %e, "sqlite checkpoint failed");
-                    }
-                }
-            })
-            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        Ok(Checkpointer { stop, thread })
-    }
-
-    fn stop(self) {
-        // A send error means the thread has ended already.
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
-    }
 }
 
 /// Runs `attempt` until it is not refused for another process's lock, waiting between tries
