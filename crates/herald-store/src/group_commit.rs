@@ -1,5 +1,5 @@
 //! Group commit for the PostgreSQL store's per-login writes (`ensure_user`,
-//! `presence_session_started`): calls that arrive while one batch is in flight wait, then go to
+//! `presence_session_started`, `presence_session_ended`): calls that arrive while one batch is in flight wait, then go to
 //! the database together as one statement and one commit. A login storm — a node died and its
 //! users reconnect elsewhere — then costs the database one commit per batch, not two per login.
 //! An idle store adds no delay: the first call goes out at once.

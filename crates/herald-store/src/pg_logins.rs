@@ -29,6 +29,9 @@ pub(crate) struct SessionStart {
 pub(crate) struct LoginWrites {
     pub users: GroupCommit<NewUser, bool>,
     pub sessions: GroupCommit<SessionStart, ()>,
+    /// Session ends: a storm ends as many sessions as it starts. A session's end is only
+    /// submitted after its start has returned, so the two can never commit out of order.
+    pub ends: GroupCommit<u64, ()>,
 }
 
 impl std::fmt::Debug for LoginWrites {
@@ -39,10 +42,11 @@ impl std::fmt::Debug for LoginWrites {
 
 impl LoginWrites {
     pub fn start(pool: &PgPool) -> LoginWrites {
-        let (for_users, for_sessions) = (pool.clone(), pool.clone());
+        let (for_users, for_sessions, for_ends) = (pool.clone(), pool.clone(), pool.clone());
         LoginWrites {
             users: GroupCommit::start(MAX_BATCH, move |batch| ensure_users(for_users.clone(), batch)),
             sessions: GroupCommit::start(MAX_BATCH, move |batch| start_sessions(for_sessions.clone(), batch)),
+            ends: GroupCommit::start(MAX_BATCH, move |batch| end_sessions(for_ends.clone(), batch)),
         }
     }
 }
@@ -103,5 +107,15 @@ async fn start_sessions(pool: PgPool, batch: Vec<SessionStart>) -> Result<Vec<()
     .bind(&started_ms)
     .execute(&pool)
     .await?;
+    Ok(vec![(); batch.len()])
+}
+
+/// Removes the sessions from presence, one statement for the batch.
+async fn end_sessions(pool: PgPool, batch: Vec<u64>) -> Result<Vec<()>> {
+    let session_ids: Vec<i64> = batch.iter().map(|&id| id as i64).collect();
+    sqlx::query("DELETE FROM presence_sessions WHERE session_id = ANY($1)")
+        .bind(&session_ids)
+        .execute(&pool)
+        .await?;
     Ok(vec![(); batch.len()])
 }

@@ -77,7 +77,8 @@ pub struct PostgresStore {
     /// are served in arrival order, as SQLite's single writer serves them. Across nodes the
     /// advisory lock alone decides.
     slot_gates: Arc<[tokio::sync::Mutex<()>]>,
-    /// `ensure_user` and `presence_session_started` go through here: one commit per batch.
+    /// `ensure_user`, `presence_session_started` and `presence_session_ended` go through here: one
+    /// commit per batch.
     logins: Arc<LoginWrites>,
 }
 
@@ -597,11 +598,7 @@ impl Store for PostgresStore {
     }
 
     async fn presence_session_ended(&self, session_id: u64) -> Result<()> {
-        sqlx::query("DELETE FROM presence_sessions WHERE session_id = $1")
-            .bind(session_id as i64)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.logins.ends.submit(session_id).await
     }
 
     async fn renew_node_lease(&self, node_id: u16, until_ms: i64) -> Result<()> {

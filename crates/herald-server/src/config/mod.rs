@@ -174,6 +174,10 @@ pub struct GatewayConfig {
     /// memory recovery takes (about this many encoded messages per app).
     #[serde(default = "defaults::recovery_max_messages")]
     pub recovery_max_messages: usize,
+    /// Users this node remembers as registered, so their logins skip the store (users are never
+    /// deleted); when full it starts over. 0: every login asks the store.
+    #[serde(default = "defaults::known_users_max")]
+    pub known_users_max: usize,
 }
 
 /// How log lines are written.
@@ -324,6 +328,9 @@ mod defaults {
     }
     pub fn max_connections() -> usize {
         100_000
+    }
+    pub fn known_users_max() -> usize {
+        200_000
     }
     pub fn recovery_window_s() -> u64 {
         300

@@ -6,6 +6,7 @@
 //! holds each session's [`crate::hub::SessionHandle`]. The protocol is docs/protocol.md; its
 //! types are `herald_proto::frame`.
 
+mod known_users;
 mod refusal;
 mod requests;
 mod session;
@@ -46,6 +47,8 @@ pub struct Gateway {
     /// Where sessions are recorded as they start and end (the hub alone, or the cluster's store).
     presence: Arc<dyn Presence>,
     metrics: Arc<Metrics>,
+    /// Users seen registered: their logins skip `ensure_user`.
+    known_users: known_users::KnownUsers,
 }
 
 impl Gateway {
@@ -64,7 +67,21 @@ impl Gateway {
     ) -> Arc<Gateway> {
         let apps = apps.iter().map(|a| (a.app_id, Arc::new(a.clone()))).collect();
         let connections = AtomicUsize::new(0);
-        Arc::new(Gateway { cfg, apps, store, hub, ids, clock, shutdown, tracker, connections, presence, metrics })
+        let known_users = known_users::KnownUsers::new(cfg.known_users_max);
+        Arc::new(Gateway {
+            cfg,
+            apps,
+            store,
+            hub,
+            ids,
+            clock,
+            shutdown,
+            tracker,
+            connections,
+            presence,
+            metrics,
+            known_users,
+        })
     }
 
     pub fn connections(&self) -> usize {

@@ -48,9 +48,12 @@ pub async fn login(gw: &Gateway, handle: &Arc<SessionHandle>, login: Login) -> R
     if user_name.len() > max {
         return Err(Refusal::UserName { len: user_name.len(), max });
     }
-    if let Err(e) = gw.store.ensure_user(app.app_id, &login.user_id, &user_name, gw.clock.now_ms()).await {
-        tracing::warn!(error = %e, "store failed at login");
-        return Err(Refusal::LoginStoreFailed);
+    if !gw.known_users.contains(app.app_id, &login.user_id) {
+        if let Err(e) = gw.store.ensure_user(app.app_id, &login.user_id, &user_name, gw.clock.now_ms()).await {
+            tracing::warn!(error = %e, "store failed at login");
+            return Err(Refusal::LoginStoreFailed);
+        }
+        gw.known_users.insert(app.app_id, &login.user_id);
     }
     let session_id = gw.ids.next();
     let max = gw.cfg.max_sessions_per_user;
