@@ -118,3 +118,24 @@ async fn metrics_can_require_the_admin_token() {
     let doc = http.get(format!("{}/openapi.yaml", server.admin_url())).send().await.unwrap().text().await.unwrap();
     assert!(doc.starts_with("openapi: 3.1"), "{}", &doc[..doc.len().min(80)]);
 }
+
+/// Users are never deleted, so once a node has seen one registered its next logins skip
+/// `ensure_user` (`gateway.known_users_max`); with 0, every login asks the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_of_a_known_user_skip_the_store_unless_turned_off() {
+    for (gateway, expected_calls) in [("", 1.0), ("known_users_max = 0", 3.0)] {
+        let server = Server::builder().gateway(gateway).start().await;
+        let mut clients = Vec::new();
+        for device in ["phone", "tablet", "laptop"] {
+            clients.push(WsClient::login(&server, "alice", device, SDK_OK).await);
+        }
+        let m = scrape(&server).await;
+        assert_eq!(value(&m, &format!("herald_logins_total{{{APP},result=\"ok\"}}")), 3.0);
+        assert_eq!(
+            value(&m, "herald_store_operation_duration_seconds_count{op=\"ensure_user\"}"),
+            expected_calls,
+            "with [gateway] {gateway:?}"
+        );
+        assert!(server.store().await.user_exists(APP_ID, "alice").await.unwrap(), "the first login registered alice");
+    }
+}
