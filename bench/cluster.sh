@@ -12,9 +12,14 @@
 # prefix of the run's own). Its CPU is the nodes' plus that NATS's plus the database backends'.
 # nats: NODES nats-servers joined by routes, each with a WebSocket listener.
 #
-# Prints every run's JSON line, then the herald/nats ratios of server CPU per delivery and time to
-# the last client (kernel timestamps, median over broadcasts) against the bar: 1/5 and 1/2, with
-# memory per connection for information; then per-node figures and the load averages.
+# Then `herald-bench floor` (one plain send(2) to each of CONNS/NODES sockets, no server: what one
+# node's share costs the kernel) unless FLOOR=0.
+#
+# Prints every run's JSON line, then Herald, nats-server and the floor: server CPU per delivery
+# (Herald's ratio to the floor against its goal of 1.15, and to nats-server), time to the last
+# client (kernel timestamps, median over broadcasts), memory per connection, and the time and
+# server CPU to log every client in (goal: at most nats-server's); then per-node figures and the
+# load averages.
 # The JSON lines are also kept in $OUT (default /tmp/herald-cluster-<date>.jsonl).
 set -euo pipefail
 
@@ -30,6 +35,7 @@ EXTRA=${EXTRA:-}
 MAX_LOAD=${MAX_LOAD:-0.5}     # warn (or wait, see LOAD_WAIT_S) above this 1-minute load average
 LOAD_WAIT_S=${LOAD_WAIT_S:-0} # wait at most this long before each run for the load to drop
 PAUSE_S=${PAUSE_S:-10}        # between runs: let sockets close and the servers' memory go back
+FLOOR=${FLOOR:-1}
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release -p herald-bench -p herald-server >&2
@@ -68,15 +74,29 @@ for target in $TARGETS; do
     fi
 done
 
+if [ "$FLOOR" = 1 ]; then
+    share=$(( (CONNS + NODES - 1) / NODES ))
+    echo "== floor (send), $share sockets (one node's share)" >&2
+    if line=$("$BENCH" floor --conns "$share" --rounds "$BROADCASTS" --interval-ms "$INTERVAL_MS" \
+        --mode send --json); then
+        echo "$line" | tee -a "$OUT"
+    else
+        echo "run failed: floor $share" >&2
+    fi
+fi
+
 python3 - "$OUT" <<'PY'
 import json, sys
 
-runs = {}
+runs, floor = {}, None
 for line in open(sys.argv[1]):
     line = line.strip()
     if line:
         r = json.loads(line)
-        runs[r["target"]] = r
+        if r["target"] == "floor":
+            floor = r["cpu_us_per_send"]
+        else:
+            runs[r["target"]] = r
 
 def fmt(v, digits=2):
     return "-" if v is None else f"{v:.{digits}f}"

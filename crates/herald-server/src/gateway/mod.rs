@@ -111,7 +111,11 @@ impl Gateway {
         // concurrent upgrades all pass the check.
         if self.connections.fetch_add(1, Ordering::AcqRel) >= self.cfg.max_connections {
             self.connections.fetch_sub(1, Ordering::AcqRel);
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "connection limit reached (gateway.max_connections)");
+            let why = format!(
+                "connection limit reached: {} sessions (gateway.max_connections, or the descriptor limit)",
+                self.cfg.max_connections
+            );
+            return plain(StatusCode::SERVICE_UNAVAILABLE, &why);
         }
         let accept = herald_proto::ws::accept_key(&key);
         let on_upgrade = hyper::upgrade::on(&mut req);

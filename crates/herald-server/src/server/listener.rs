@@ -35,6 +35,9 @@ pub(super) struct Listener {
     pub tls: Option<TlsAcceptor>,
     pub routes: Routes,
     pub admission: Arc<Admission>,
+    /// Connections past which the loop stops accepting as if out of descriptors, so the last
+    /// few stay free for the store and NATS (see `descriptors`). None: only the kernel's EMFILE.
+    pub max_open: Option<u64>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
@@ -68,7 +71,7 @@ fn out_of_descriptors(e: &std::io::Error) -> bool {
 
 impl Listener {
     pub async fn run(self) {
-        let Listener { listener, tls, routes, admission, shutdown, tracker } = self;
+        let Listener { listener, tls, routes, admission, max_open, shutdown, tracker } = self;
         let timeout = routes.request_timeout;
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1.timer(TokioTimer::new()).header_read_timeout(timeout);
@@ -79,13 +82,18 @@ impl Listener {
         let mut refused = RateLimitedWarning::new();
         let mut shed_total = 0;
         loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
+            let at_cap = max_open.is_some_and(|max| admission.open() >= max);
+            let accepted = if at_cap {
+                Err(std::io::Error::other("open connections at the descriptor limit less the store's reserve"))
+            } else {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    accepted = listener.accept() => accepted,
+                }
             };
             let (tcp, peer) = match accepted {
                 Ok(a) => a,
-                Err(e) if out_of_descriptors(&e) => {
+                Err(e) if at_cap || out_of_descriptors(&e) => {
                     shed_total += admission.shed(SHED_BATCH);
                     if let Some(suppressed) = exhausted.due() {
                         tracing::warn!(error = %e, shed_unauthenticated = shed_total, repeats = suppressed,

@@ -4,6 +4,7 @@
 //! `listener.rs` is the accept loop and what it does when descriptors run out; `routes.rs`
 //! what each path does.
 
+mod descriptors;
 mod listener;
 mod routes;
 
@@ -114,8 +115,22 @@ pub async fn start(
             Arc::new(ClusterPresence { store: store.clone(), clock: clock.clone(), node_id })
         }
     };
+    let mut gateway_config = config.gateway.clone();
+    let fd_limit = descriptors::open_files_limit();
+    gateway_config.max_connections = descriptors::session_cap(config.gateway.max_connections, fd_limit);
+    if gateway_config.max_connections < config.gateway.max_connections {
+        tracing::warn!(
+            "gateway.max_connections is {} but this process may open {} files: WebSocket upgrades past {} \
+             answer 503 ({} descriptors are kept for the store, NATS, API and push connections); \
+             raise `ulimit -n` to allow more",
+            config.gateway.max_connections,
+            fd_limit.unwrap_or_default(),
+            gateway_config.max_connections,
+            descriptors::RESERVED
+        );
+    }
     let gateway = Gateway::new(
-        config.gateway.clone(),
+        gateway_config,
         &config.apps,
         store.clone(),
         hub.clone(),
@@ -171,7 +186,8 @@ pub async fn start(
     } else {
         tracing::info!(admin_listen = %admin_local_addr, "admin listener: metrics at /metrics, console at /console");
     }
-    let listener = Listener { listener, tls, routes, admission, shutdown, tracker };
+    let max_open = descriptors::connection_cap(fd_limit);
+    let listener = Listener { listener, tls, routes, admission, max_open, shutdown, tracker };
     // The root task: it owns the tracker and waits for it; `Running::wait` awaits this one.
     #[allow(clippy::disallowed_methods)]
     let done = tokio::spawn(listener.run());
