@@ -6,8 +6,13 @@
 //! node's cluster lease lapses. Capping sessions below the limit instead answers the surplus
 //! upgrades 503, so clients back off and go to another node, and the store keeps working.
 
-/// Descriptors kept back from sessions for everything else the process opens.
+/// Descriptors kept back from sessions for everything else the process opens; under a small
+/// limit (a test's `ulimit -n 64`), a quarter of it instead.
 pub const RESERVED: usize = 1000;
+
+fn reserve(limit: usize) -> usize {
+    RESERVED.min(limit / 4)
+}
 
 /// The soft limit on open files, from `/proc/self/limits` (None elsewhere, or when unlimited).
 pub fn open_files_limit() -> Option<usize> {
@@ -23,7 +28,7 @@ fn parse_limits(text: &str) -> Option<usize> {
 /// hold it (at least 1, so a tiny limit still serves someone).
 pub fn session_cap(configured: usize, limit: Option<usize>) -> usize {
     match limit {
-        Some(limit) => configured.min(limit.saturating_sub(RESERVED).max(1)),
+        Some(limit) => configured.min(limit.saturating_sub(reserve(limit)).max(1)),
         None => configured,
     }
 }
@@ -32,7 +37,7 @@ pub fn session_cap(configured: usize, limit: Option<usize>) -> usize {
 /// stops accepting and sheds unauthenticated ones, as it would at EMFILE: half the reserve stays
 /// free for the store's pool, NATS, push connections and files.
 pub fn connection_cap(limit: Option<usize>) -> Option<u64> {
-    limit.map(|limit| limit.saturating_sub(RESERVED / 2).max(1) as u64)
+    limit.map(|limit| limit.saturating_sub(reserve(limit) / 2).max(1) as u64)
 }
 
 #[cfg(test)]
@@ -56,7 +61,8 @@ mod tests {
         assert_eq!(session_cap(100_000, Some(20_000)), 19_000);
         assert_eq!(session_cap(5_000, Some(20_000)), 5_000, "a lower setting stands");
         assert_eq!(session_cap(100_000, None), 100_000);
-        assert_eq!(session_cap(100_000, Some(10)), 1);
+        assert_eq!(session_cap(100_000, Some(64)), 48, "a small limit keeps a quarter back");
+        assert_eq!(session_cap(100_000, Some(1)), 1);
         assert_eq!(connection_cap(Some(20_000)), Some(19_500), "pending upgrades and API callers fit between");
         assert_eq!(connection_cap(None), None);
     }

@@ -121,12 +121,11 @@ pub async fn start(
     if gateway_config.max_connections < config.gateway.max_connections {
         tracing::warn!(
             "gateway.max_connections is {} but this process may open {} files: WebSocket upgrades past {} \
-             answer 503 ({} descriptors are kept for the store, NATS, API and push connections); \
+             answer 503 (the rest is kept for the store, NATS, API and push connections); \
              raise `ulimit -n` to allow more",
             config.gateway.max_connections,
             fd_limit.unwrap_or_default(),
             gateway_config.max_connections,
-            descriptors::RESERVED
         );
     }
     let gateway = Gateway::new(
