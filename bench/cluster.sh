@@ -108,21 +108,29 @@ h, n = runs.get("herald", {}), runs.get("nats", {})
 conns = h.get("conns") or n.get("conns")
 nodes = h.get("nodes") or n.get("nodes")
 metrics = [
-    ("server_cpu_us_per_delivery", "cpu us/delivery", 1 / 5),
-    ("klast_median_ms", "last client ms", 1 / 2),
-    ("server_kb_per_conn", "kB/conn", None),
-    ("login_s", "login s", None),
+    ("server_cpu_us_per_delivery", "cpu us/delivery"),
+    ("klast_median_ms", "last client ms"),
+    ("server_kb_per_conn", "kB/conn"),
+    ("login_s", "login s"),
+    ("server_login_cpu_us_per_conn", "cpu us/login"),
 ]
 print()
 print(f"{conns} clients over {nodes} nodes")
-print(f"{'metric':<16} | {'herald':>10} | {'nats':>10} | {'herald/nats':>11} | {'bar':>5} | ok")
-print("-" * 70)
-for key, label, bar in metrics:
+print(f"{'metric':<16} | {'herald':>10} | {'nats':>10} | {'herald/nats':>11} | {'herald/floor':>12} | goal")
+print("-" * 84)
+for key, label in metrics:
     hv, nv = h.get(key), n.get(key)
     r = ratio(hv, nv)
-    ok = "-" if r is None or bar is None else ("yes" if r <= bar else "NO")
-    bar_s = "-" if bar is None else f"{bar:.2f}"
-    print(f"{label:<16} | {fmt(hv):>10} | {fmt(nv):>10} | {fmt(r, 3):>11} | {bar_s:>5} | {ok}")
+    rf, verdict = "", ""
+    if key == "server_cpu_us_per_delivery" and floor:
+        f = ratio(hv, floor)
+        rf = fmt(f, 3)
+        verdict = "-" if f is None else ("<= 1.15 " + ("yes" if f <= 1.15 else "NO"))
+    elif key in ("login_s", "server_login_cpu_us_per_conn"):
+        verdict = "-" if r is None else ("<= nats " + ("yes" if r <= 1.0 else "NO"))
+    print(f"{label:<16} | {fmt(hv):>10} | {fmt(nv):>10} | {fmt(r, 3):>11} | {rf:>12} | {verdict}")
+if floor is not None:
+    print(f"{'floor send(2)':<16} | {fmt(floor):>10} | {'':>10} | {'':>11} | {'':>12} |")
 for name, r in (("herald", h), ("nats", n)):
     if not r:
         print(f"{name}: no result")
