@@ -119,8 +119,8 @@ pub struct CommonArgs {
     pub secret: String,
 
     /// Connection attempts (connect + upgrade + login) in flight at once, per worker process.
-    /// Default 256; for a Herald cluster 8 per node in all (every login writes to PostgreSQL,
-    /// and more in flight only makes the nodes' connection pools grow to their limit).
+    /// Default 256 for every target (a Herald cluster batches its logins' PostgreSQL writes, so
+    /// more in flight makes bigger batches, not more connections).
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Attempts per client before it counts as failed.
