@@ -113,9 +113,6 @@ async fn start_sessions(pool: PgPool, batch: Vec<SessionStart>) -> Result<Vec<()
 /// Removes the sessions from presence, one statement for the batch.
 async fn end_sessions(pool: PgPool, batch: Vec<u64>) -> Result<Vec<()>> {
     let session_ids: Vec<i64> = batch.iter().map(|&id| id as i64).collect();
-    sqlx::query("DELETE FROM presence_sessions WHERE session_id = ANY($1)")
-        .bind(&session_ids)
-        .execute(&pool)
-        .await?;
+    sqlx::query("DELETE FROM presence_sessions WHERE session_id = ANY($1)").bind(&session_ids).execute(&pool).await?;
     Ok(vec![(); batch.len()])
 }
