@@ -5,6 +5,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
@@ -45,42 +47,59 @@ pub struct Ready {
     pub node_ok: Vec<usize>,
 }
 
+/// Clients per worker when `conns` are spread over `workers` processes, the first ones taking
+/// one more when it does not divide.
+pub(crate) fn worker_shares(conns: usize, workers: usize) -> Vec<usize> {
+    (0..workers).map(|w| conns / workers + usize::from(w < conns % workers)).collect()
+}
+
+/// Starts `herald-bench <subcommand>` as worker `w`, hands it `spec` as one JSON line on stdin,
+/// and forwards every JSON event it prints as `(w, Some(event))`, then `(w, None)` at its end.
+/// Used by `fanout`'s workers and by `storm`/`soak`'s.
+pub(crate) async fn spawn_worker<S: Serialize, E: DeserializeOwned + Send + 'static>(
+    subcommand: &'static str,
+    w: usize,
+    spec: &S,
+    tx: mpsc::UnboundedSender<(usize, Option<E>)>,
+) -> Result<(Child, ChildStdin)> {
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg(subcommand).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    procfs::die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().with_context(|| format!("spawning worker {}", exe.display()))?;
+    let mut stdin = child.stdin.take().context("worker stdin")?;
+    let stdout = child.stdout.take().context("worker stdout")?;
+    let mut line = serde_json::to_vec(spec)?;
+    line.push(b'\n');
+    stdin.write_all(&line).await?;
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match serde_json::from_str::<E>(&line) {
+                Ok(ev) => {
+                    let _ = tx.send((w, Some(ev)));
+                }
+                Err(e) => eprintln!("{subcommand} {w}: bad event ({e}): {line:.200}"),
+            }
+        }
+        let _ = tx.send((w, None));
+    });
+    Ok((child, stdin))
+}
+
 impl Fleet {
     /// Spawn enough workers for `template.count` clients, at most `per_worker` each.
     pub async fn spawn(template: &Spec, per_worker: usize) -> Result<Fleet> {
         let conns = template.count;
         let n = conns.div_ceil(per_worker.max(1)).max(1);
-        let exe = std::env::current_exe().context("locating this executable")?;
         let (tx, events) = mpsc::unbounded_channel();
         let mut procs = Vec::with_capacity(n);
         let mut first = template.first;
-        for w in 0..n {
-            let count = conns / n + usize::from(w < conns % n);
+        for (w, count) in worker_shares(conns, n).into_iter().enumerate() {
             let spec = Spec { worker: w, first, count, ..template.clone() };
             worker::validate(&spec)?;
             first += count;
-            let mut cmd = Command::new(&exe);
-            cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-            procfs::die_with_parent(&mut cmd);
-            let mut child = cmd.spawn().with_context(|| format!("spawning worker {}", exe.display()))?;
-            let mut stdin = child.stdin.take().context("worker stdin")?;
-            let stdout = child.stdout.take().context("worker stdout")?;
-            let mut line = serde_json::to_vec(&spec)?;
-            line.push(b'\n');
-            stdin.write_all(&line).await?;
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    match serde_json::from_str::<Event>(&line) {
-                        Ok(ev) => {
-                            let _ = tx.send((w, Some(ev)));
-                        }
-                        Err(e) => eprintln!("worker {w}: bad event ({e}): {:.200}", line),
-                    }
-                }
-                let _ = tx.send((w, None));
-            });
+            let (child, stdin) = spawn_worker("worker", w, &spec, tx.clone()).await?;
             procs.push(Proc { child, stdin: Some(stdin) });
         }
         let state = State {
@@ -199,5 +218,17 @@ impl Fleet {
                 let _ = p.child.kill().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_shares;
+
+    #[test]
+    fn shares_cover_every_client_and_differ_by_at_most_one() {
+        assert_eq!(worker_shares(10, 3), vec![4, 3, 3]);
+        assert_eq!(worker_shares(100_000, 7).iter().sum::<usize>(), 100_000);
+        assert_eq!(worker_shares(2, 4), vec![1, 1, 0, 0]);
     }
 }

@@ -79,7 +79,8 @@ pub enum Event {
     Result(WorkerResult),
 }
 
-fn emit(event: &Event) -> Result<()> {
+/// Writes one event as a JSON line on stdout, where the parent's `spawn_worker` reads it.
+pub(crate) fn emit<E: Serialize>(event: &E) -> Result<()> {
     let mut line = serde_json::to_vec(event)?;
     line.push(b'\n');
     let mut out = std::io::stdout().lock();

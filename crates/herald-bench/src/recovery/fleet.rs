@@ -1,12 +1,11 @@
 //! The parent's side of `storm` and `soak`: the recovery-worker processes, and the broadcaster
 //! that keeps sending through the API and tells the workers what was accepted.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use anyhow::{anyhow, bail, Result};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
@@ -14,6 +13,7 @@ use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 use super::client::now_ms;
 use super::ledger::{Accepted, Status, Verdict};
 use super::worker::{self, Cmd, Event, Spec};
+use crate::fleet::{spawn_worker, worker_shares};
 use crate::procfs;
 use crate::targets::herald::Api;
 
@@ -75,37 +75,14 @@ impl Fleet {
     pub async fn spawn(template: &Spec, per_worker: usize) -> Result<Fleet> {
         let conns = template.count;
         let n = conns.div_ceil(per_worker.max(1)).max(1);
-        let exe = std::env::current_exe().context("locating this executable")?;
         let (tx, events) = mpsc::unbounded_channel();
         let mut procs = Vec::with_capacity(n);
         let mut first = template.first;
-        for w in 0..n {
-            let count = conns / n + usize::from(w < conns % n);
+        for (w, count) in worker_shares(conns, n).into_iter().enumerate() {
             let spec = Spec { worker: w, first, count, ..template.clone() };
             worker::validate(&spec)?;
             first += count;
-            let mut cmd = Command::new(&exe);
-            cmd.arg("recovery-worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-            procfs::die_with_parent(&mut cmd);
-            let mut child = cmd.spawn().with_context(|| format!("spawning worker {}", exe.display()))?;
-            let mut stdin = child.stdin.take().context("worker stdin")?;
-            let stdout = child.stdout.take().context("worker stdout")?;
-            let mut line = serde_json::to_vec(&spec)?;
-            line.push(b'\n');
-            stdin.write_all(&line).await?;
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    match serde_json::from_str::<Event>(&line) {
-                        Ok(ev) => {
-                            let _ = tx.send((w, Some(ev)));
-                        }
-                        Err(e) => eprintln!("recovery-worker {w}: bad event ({e}): {line:.200}"),
-                    }
-                }
-                let _ = tx.send((w, None));
-            });
+            let (child, stdin) = spawn_worker("recovery-worker", w, &spec, tx.clone()).await?;
             procs.push(Proc { child, stdin: Some(stdin) });
         }
         Ok(Fleet {

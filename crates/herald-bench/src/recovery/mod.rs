@@ -22,11 +22,67 @@ pub mod worker;
 
 use std::future::Future;
 
+use std::time::Duration;
+
 use anyhow::{bail, Result};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::time::Instant;
 
+use self::backoff::ReconnectArgs;
+use self::fleet::{Fleet, Ready};
+use self::worker::Spec;
 use crate::cli::{CommonArgs, Target};
 use crate::procfs;
+use crate::targets::{self, herald::Api, Running};
+
+/// What `storm` and `soak` both start from: the nodes, the signed API, and the clients logged in.
+struct LoggedIn {
+    running: Running,
+    http: reqwest::Client,
+    api: Api,
+    fleet: Fleet,
+    first: FirstLogins,
+}
+
+struct FirstLogins {
+    workers: usize,
+    login_s: f64,
+    ready: Ready,
+}
+
+/// Starts the nodes and the worker processes and waits for every client's first login; fails
+/// when none logged in. Every `steady_every`-th client never drops (0: none).
+async fn start_and_log_in(common: &CommonArgs, reconnect: ReconnectArgs, steady_every: usize) -> Result<LoggedIn> {
+    eprintln!("herald-bench: starting {} Herald node(s)", common.nodes);
+    let running = targets::start(common).await?;
+    let http = reqwest::Client::new();
+    let api = Api::new(running.nodes[0].ws_addr, common.app_id, common.secret.clone())?;
+    let template = Spec {
+        worker: 0,
+        servers: running.nodes.iter().map(|n| n.ws_addr).collect(),
+        path: running.ws_path.to_owned(),
+        first: 0,
+        count: common.conns,
+        per_source: common.per_source,
+        concurrency: crate::run::login_concurrency(common),
+        attempts: common.connect_attempts,
+        app_id: common.app_id,
+        secret: common.secret.clone(),
+        reconnect,
+        steady_every,
+    };
+    let started = Instant::now();
+    let mut fleet = Fleet::spawn(&template, common.per_worker).await?;
+    let workers = fleet.workers();
+    eprintln!("herald-bench: connecting {} clients from {workers} worker(s)", common.conns);
+    let ready = fleet.wait_ready(Duration::from_secs(60) + Duration::from_millis(20 * common.conns as u64)).await?;
+    let login_s = round3(started.elapsed().as_secs_f64());
+    eprintln!("herald-bench: {} logged in, {} failed, in {login_s:.2} s", ready.ok, ready.failed);
+    if ready.ok == 0 {
+        bail!("no client logged in: {}", ready.first_error.as_deref().unwrap_or("?"));
+    }
+    Ok(LoggedIn { running, http, api, fleet, first: FirstLogins { workers, login_s, ready } })
+}
 
 /// Run a parent on one current-thread runtime (children are spawned from this thread, which
 /// `PR_SET_PDEATHSIG` needs). Ctrl-C and SIGTERM drop the run, which kills everything it started.

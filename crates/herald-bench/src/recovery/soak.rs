@@ -17,11 +17,11 @@ use super::bad::{self, BadStats};
 use super::cost;
 use super::fleet::Fleet;
 use super::ledger::{Tally, Verdict};
-use super::worker::{Cmd, Spec};
-use super::{check, parent, percentile, round3};
+use super::worker::Cmd;
+use super::{check, parent, percentile, round3, start_and_log_in, LoggedIn};
 use crate::cli::CommonArgs;
 use crate::procfs;
-use crate::targets::{self, herald::Api, Running};
+use crate::targets::Running;
 use crate::tstamp::now_ns;
 
 /// `api.max_body_bytes` of the generated config (the server's default): the oversized bodies
@@ -207,36 +207,13 @@ async fn run(args: &SoakArgs) -> Result<SoakReport> {
         ..SoakReport::default()
     };
 
-    eprintln!("herald-bench: starting {} Herald node(s)", common.nodes);
-    let mut running = targets::start(common).await?;
-    let http = reqwest::Client::new();
-    let api = Api::new(running.nodes[0].ws_addr, common.app_id, common.secret.clone())?;
-    let template = Spec {
-        worker: 0,
-        servers: running.nodes.iter().map(|n| n.ws_addr).collect(),
-        path: running.ws_path.to_owned(),
-        first: 0,
-        count: common.conns,
-        per_source: common.per_source,
-        concurrency: crate::run::login_concurrency(common),
-        attempts: common.connect_attempts,
-        app_id: common.app_id,
-        secret: common.secret.clone(),
-        reconnect: args.reconnect,
-        steady_every: args.steady_every,
-    };
-    let started = Instant::now();
-    let mut fleet = Fleet::spawn(&template, common.per_worker).await?;
-    report.workers = fleet.workers();
-    eprintln!("herald-bench: connecting {} clients from {} worker(s)", common.conns, report.workers);
-    let ready = fleet.wait_ready(Duration::from_secs(60) + Duration::from_millis(20 * common.conns as u64)).await?;
-    report.login_s = round3(started.elapsed().as_secs_f64());
-    (report.clients_ok, report.login_failed) = (ready.ok, ready.failed);
-    report.first_error.clone_from(&ready.first_error);
-    eprintln!("herald-bench: {} logged in, {} failed, in {:.2} s", ready.ok, ready.failed, report.login_s);
-    if ready.ok == 0 {
-        bail!("no client logged in: {}", ready.first_error.as_deref().unwrap_or("?"));
-    }
+    let LoggedIn { mut running, http, api, mut fleet, first } =
+        start_and_log_in(common, args.reconnect, args.steady_every).await?;
+    report.workers = first.workers;
+    report.login_s = first.login_s;
+    (report.clients_ok, report.login_failed) = (first.ready.ok, first.ready.failed);
+    report.first_error.clone_from(&first.ready.first_error);
+    let ready = first.ready;
 
     let alive = vec![true; common.nodes];
     let start_reading = cost::read(&running, &http, &alive).await;

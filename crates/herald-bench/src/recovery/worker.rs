@@ -16,7 +16,6 @@
 //! parent -> {"cmd":"quit"}                                      (or EOF)
 //! ```
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -30,6 +29,7 @@ use tokio::task::LocalSet;
 use super::backoff::ReconnectArgs;
 use super::client::{self, now_ms, Ctx};
 use super::ledger::{Accepted, Status, Verdict};
+use crate::worker::emit;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Spec {
@@ -70,15 +70,6 @@ pub enum Event {
     Ready { ok: usize, failed: usize, first_error: Option<String>, node_ok: Vec<usize> },
     Status(Status),
     Verdict(Box<Verdict>),
-}
-
-fn emit(event: &Event) -> Result<()> {
-    let mut line = serde_json::to_vec(event)?;
-    line.push(b'\n');
-    let mut out = std::io::stdout().lock();
-    out.write_all(&line)?;
-    out.flush()?;
-    Ok(())
 }
 
 /// Entry point of `herald-bench recovery-worker`.
