@@ -1,6 +1,6 @@
 //! Broadcast records: exact round trip and the online count.
 
-use super::T0;
+use super::{broadcast, T0};
 use herald_store::{Acceptance, BroadcastRecord, MessageType, PushType, RateDecision, Store};
 
 /// Records round-trip exactly, u64 ids and counts above i64::MAX included.
@@ -49,17 +49,8 @@ pub async fn broadcasts(store: &dyn Store) {
 /// oldest first, capped; other apps' and PushType 2 broadcasts are not in it.
 pub async fn recent_broadcasts(store: &dyn Store) {
     let app = 4_000_000_030;
-    let at = |message_id: u64, accepted_at_ms: i64, push_type: PushType| BroadcastRecord {
-        app_id: app,
-        message_id,
-        from_user_id: "admin".into(),
-        message_type: MessageType::Text,
-        sub_type: 0,
-        push_type,
-        body_json: r#"{"Message":"hi"}"#.into(),
-        accepted_at_ms,
-        online_delivered: 0,
-        recovered_delivered: 0,
+    let at = |message_id: u64, accepted_at_ms: i64, push_type: PushType| {
+        broadcast(app, message_id, push_type, accepted_at_ms)
     };
     let records = [
         at(10, T0 - 5_000, PushType::OnlineOnly),

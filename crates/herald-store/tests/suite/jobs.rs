@@ -1,25 +1,8 @@
 //! Offline-push jobs: recorded with their broadcast, claimed with a lease, advanced page by
 //! page, finished; and the binding changes push workers rely on.
 
-use super::{binding, T0};
-use herald_store::{
-    BroadcastRecord, MessageType, PageDone, PushBinding, PushCounts, PushJobState, PushProvider, PushType, Store,
-};
-
-fn broadcast(app_id: u32, message_id: u64, push_type: PushType, accepted_at_ms: i64) -> BroadcastRecord {
-    BroadcastRecord {
-        app_id,
-        message_id,
-        from_user_id: "admin".into(),
-        message_type: MessageType::Text,
-        sub_type: 0,
-        push_type,
-        body_json: r#"{"Message":"hi"}"#.into(),
-        accepted_at_ms,
-        online_delivered: 0,
-        recovered_delivered: 0,
-    }
-}
+use super::{binding, broadcast, T0};
+use herald_store::{PageDone, PushBinding, PushCounts, PushJobState, PushProvider, PushType, Store};
 
 /// PushType 1 and 2 broadcasts get a pending job with no cursor and zero counts; 0 gets none.
 pub async fn push_jobs_recorded_with_broadcast(store: &dyn Store) {

@@ -6,7 +6,9 @@
 //! to prove u32 ids survive the trip), so checks never see each other's rows even when they
 //! share one database. Times are injected from [`T0`], never read from a clock.
 
-use herald_store::{PushBinding, PushProvider, RateDecision, Store, UserRecord};
+use herald_store::{
+    BroadcastRecord, MessageType, PushBinding, PushProvider, PushType, RateDecision, Store, UserRecord,
+};
 use std::sync::Arc;
 
 mod apps;
@@ -52,6 +54,22 @@ pub async fn run_all(store: Arc<dyn Store>) {
     login_storm(store.clone()).await;
     apps_isolated(&*store).await;
     operator_views(&*store).await;
+}
+
+/// A text broadcast from "admin" with no deliveries counted yet.
+fn broadcast(app_id: u32, message_id: u64, push_type: PushType, accepted_at_ms: i64) -> BroadcastRecord {
+    BroadcastRecord {
+        app_id,
+        message_id,
+        from_user_id: "admin".into(),
+        message_type: MessageType::Text,
+        sub_type: 0,
+        push_type,
+        body_json: r#"{"Message":"hi"}"#.into(),
+        accepted_at_ms,
+        online_delivered: 0,
+        recovered_delivered: 0,
+    }
 }
 
 fn user(user_id: &str, user_name: &str) -> UserRecord {

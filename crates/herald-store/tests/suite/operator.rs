@@ -1,23 +1,8 @@
 //! What operators look at (the admin console and the metrics): counts and lists over the same
 //! rows the other checks write, each for one app only.
 
-use super::{binding, T0};
-use herald_store::{BroadcastRecord, MessageType, PageDone, PushCounts, PushType, Store};
-
-fn record(app_id: u32, message_id: u64, push_type: PushType, accepted_at_ms: i64) -> BroadcastRecord {
-    BroadcastRecord {
-        app_id,
-        message_id,
-        from_user_id: "admin".into(),
-        message_type: MessageType::Text,
-        sub_type: 0,
-        push_type,
-        body_json: r#"{"Message":"hi"}"#.into(),
-        accepted_at_ms,
-        online_delivered: 0,
-        recovered_delivered: 0,
-    }
-}
+use super::{binding, broadcast, T0};
+use herald_store::{PageDone, PushCounts, PushType, Store};
 
 /// Broadcast counts and lists, push jobs and bindings, online counts and nodes, by app.
 pub async fn operator_views(store: &dyn Store) {
@@ -36,9 +21,9 @@ pub async fn operator_views(store: &dyn Store) {
     for (id, push, at) in
         [(1, PushType::OnlineOnly, T0), (2, PushType::OfflineOnly, T0 + 2), (3, PushType::OnlineAndOffline, T0 + 1)]
     {
-        store.insert_broadcast(&record(app, id, push, at)).await.expect("insert");
+        store.insert_broadcast(&broadcast(app, id, push, at)).await.expect("insert");
     }
-    store.insert_broadcast(&record(other, 9, PushType::OnlineOnly, T0 + 9)).await.expect("insert");
+    store.insert_broadcast(&broadcast(other, 9, PushType::OnlineOnly, T0 + 9)).await.expect("insert");
     let listed: Vec<u64> = store.list_broadcasts(app, 10).await.unwrap().iter().map(|r| r.message_id).collect();
     assert_eq!(listed, [2, 3, 1], "operator: newest first");
     assert_eq!(store.list_broadcasts(app, 2).await.unwrap().len(), 2, "operator: capped");
